@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC stubs for modelctl.v1 (do not edit; run `make proto`)."""

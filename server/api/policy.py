@@ -1,0 +1,40 @@
+"""Which role each RPC needs, whether it mutates (and so is audited), and its audit target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..auth import Role
+
+
+@dataclass(frozen=True)
+class RpcPolicy:
+    role: Role
+    mutating: bool
+    #: Names what a request acts on, for the audit log.
+    target: Callable[[Any], str] = lambda _request: ""
+
+
+def _name_version(r: Any) -> str:
+    return f"{r.name}:{r.version}" if r.version else r.name
+
+
+def _id(r: Any) -> str:
+    return r.id
+
+
+POLICIES: dict[str, RpcPolicy] = {
+    # lifecycle
+    "RegisterModel": RpcPolicy(Role.OPERATOR, True, _name_version),
+    "UploadArtifact": RpcPolicy(Role.OPERATOR, True),
+    "ListModels": RpcPolicy(Role.VIEWER, False),
+    "GetModel": RpcPolicy(Role.VIEWER, False),
+    "ArchiveModelVersion": RpcPolicy(Role.OPERATOR, True, _name_version),
+    # system
+    "GetSystemStatus": RpcPolicy(Role.VIEWER, False),
+    "RestartSystem": RpcPolicy(Role.ADMIN, True, lambda r: r.reason),
+    "ListAuditEvents": RpcPolicy(Role.VIEWER, False),
+    "CreateToken": RpcPolicy(Role.ADMIN, True, lambda r: f"{r.name} ({r.role})"),
+    "RevokeToken": RpcPolicy(Role.ADMIN, True, _id),
+}

@@ -1,0 +1,18 @@
+"""The ModelController servicer: one class assembled from one mixin per area.
+
+Each mixin keeps its RPCs thin: validate, convert, call the domain, convert back.
+Auth, error mapping and auditing happen in the interceptor, not here.
+"""
+
+from __future__ import annotations
+
+from modelctl.v1 import controller_pb2_grpc as _grpc
+
+from .registry_rpcs import RegistryRpcs
+from .services import Services
+from .system_rpcs import SystemRpcs
+
+
+class ModelControllerServicer(RegistryRpcs, SystemRpcs, _grpc.ModelControllerServicer):
+    def __init__(self, services: Services) -> None:
+        self.services = services

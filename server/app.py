@@ -1,0 +1,188 @@
+"""Assembles the controller: database, domain services, gRPC server, background components.
+
+`ControllerApp(settings).start()` binds and serves; `stop()` drains gracefully.
+Tests use `create_server(settings)` with port 0 and get the bound port back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+from typing import Mapping
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from modelctl.v1 import controller_pb2 as _controller_pb
+from modelctl.v1 import controller_pb2_grpc as _grpc
+
+from .api.base import BlockingRunner
+from .api.interceptor import ControllerInterceptor
+from .api.servicer import ModelControllerServicer
+from .api.services import RestartResult, Services
+from .audit import AuditLog
+from .auth import TokenService
+from .clock import Clock, SystemClock
+from .config import RESTART_ONLY_KEYS, Settings, load_settings
+from .metrics.exporter import MetricsExporter, SystemSampler
+from .metrics.recorder import MetricsRecorder
+from .registry.artifacts import ArtifactStore
+from .registry.service import RegistryService
+from .store.db import Database
+from .system.components import Supervisor
+from .system.status import SystemProbe
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = _controller_pb.DESCRIPTOR.services_by_name["ModelController"].full_name
+
+
+class ControllerApp:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None,
+                 environ: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self._environ = dict(os.environ if environ is None else environ)
+        self.db = Database(settings.database_url, busy_timeout=settings.database.busy_timeout)
+        self.run = BlockingRunner(settings.server.worker_threads)
+        self.recorder = MetricsRecorder()
+        self.supervisor = Supervisor(self.clock)
+        self.tokens = TokenService(self.db, self.clock)
+        self.audit = AuditLog(self.db, self.clock)
+        self.registry = RegistryService(self.db, self.clock, ArtifactStore(settings.models_path),
+                                        max_versions=settings.registry.max_versions)
+        self.probe = SystemProbe(self.db, self.clock)
+        self.services = Services(settings=settings, clock=self.clock, db=self.db, run=self.run,
+                                 registry=self.registry, tokens=self.tokens, audit=self.audit, probe=self.probe,
+                                 supervisor=self.supervisor, recorder=self.recorder, restart=self.restart)
+        self.health = HealthServicer()
+        self.server: grpc.aio.Server | None = None
+        self.port: int | None = None
+        self.metrics = MetricsExporter(self.recorder, settings.server.metrics_address)
+        self.supervisor.add(self.metrics)
+        self.supervisor.add(SystemSampler(self.recorder, self.probe, self.registry.counts, self.run, self.clock,
+                                          self.supervisor))
+        self.admin_token_file: str | None = None
+
+    async def start(self) -> int:
+        """Migrate, bootstrap the admin token, bind and serve. Returns the bound port."""
+        s = self.settings
+        s.data_path.mkdir(parents=True, exist_ok=True)
+        await self.run(self.db.migrate)
+        if s.auth.enabled:
+            written = await self.run(self.tokens.ensure_admin, s.admin_token_path,
+                                     self._environ.get("MODELCTL_ADMIN_TOKEN"))
+            self.admin_token_file = str(written) if written else None
+        else:
+            log.warning("AUTH IS DISABLED (auth.enabled = false): every caller is treated as admin. "
+                        "Never run like this outside a sandbox.")
+        self.server = grpc.aio.server(
+            interceptors=[ControllerInterceptor(self.tokens, self.audit, self.run, auth_enabled=s.auth.enabled,
+                                                observe=self.recorder.observe_rpc)],
+            options=_server_options(s))
+        _grpc.add_ModelControllerServicer_to_server(ModelControllerServicer(self.services), self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            self.server)
+        self.port = self._bind(self.server, s)
+        await self.server.start()
+        await self.supervisor.start_all()
+        # SERVING only once the database has answered: probes must not route traffic to a broken replica.
+        await self.run(self.db.ping)
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        log.info("modelctl listening on %s (tls=%s)", self.address, s.tls_enabled)
+        return self.port
+
+    @property
+    def address(self) -> str:
+        host = self.settings.server.grpc_address.rpartition(":")[0]
+        return f"{host}:{self.port}"
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING first so balancers stop sending, then drain and stop."""
+        await self.health.enter_graceful_shutdown()
+        await self.supervisor.stop_all()
+        if self.server is not None:
+            await self.server.stop(self.settings.server.shutdown_grace if grace is None else grace)
+        self.run.shutdown()
+        self.db.dispose()
+
+    async def wait_for_termination(self) -> None:
+        assert self.server is not None
+        await self.server.wait_for_termination()
+
+    async def restart(self) -> RestartResult:
+        """Reload the config file and restart background components; the listener stays up."""
+        old = self.settings
+        if old.config_file:
+            new = await self.run(load_settings, old.config_file, self._environ)
+        else:
+            new = load_settings(None, self._environ)
+        before, after = old.flatten(), new.flatten()
+        changed = sorted(k for k in after if after[k] != before[k])
+        ignored = [k for k in changed if k in RESTART_ONLY_KEYS]
+        self.settings = _keep_restart_only(old, new)
+        self.services.settings = self.settings
+        self.registry.max_versions = self.settings.registry.max_versions
+        await self.supervisor.restart_all()
+        if ignored:
+            log.warning("config reloaded; these keys need a process restart to take effect: %s", ", ".join(ignored))
+        log.info("restarted background components; changed keys: %s", ", ".join(changed) or "none")
+        return RestartResult(changed_keys=changed, ignored_keys=ignored)
+
+    @staticmethod
+    def _bind(server: grpc.aio.Server, s: Settings) -> int:
+        address = s.server.grpc_address
+        if not s.tls_enabled:
+            port = server.add_insecure_port(address)
+        else:
+            key = open(s.server.tls_key, "rb").read()
+            cert = open(s.server.tls_cert, "rb").read()
+            ca = open(s.server.tls_client_ca, "rb").read() if s.server.tls_client_ca else None
+            creds = grpc.ssl_server_credentials([(key, cert)], root_certificates=ca,
+                                                require_client_auth=ca is not None)
+            port = server.add_secure_port(address, creds)
+        if port == 0:
+            raise OSError(f"cannot listen on {address} (address in use or not available)")
+        return port
+
+
+def _server_options(s: Settings) -> list[tuple[str, int]]:
+    ms = lambda seconds: int(seconds * 1000)  # noqa: E731
+    return [
+        ("grpc.max_receive_message_length", s.server.max_message_bytes),
+        ("grpc.max_send_message_length", s.server.max_message_bytes),
+        # Long-lived streams (watch, alerts): ping idle peers so dead ones are noticed ...
+        ("grpc.keepalive_time_ms", ms(s.server.keepalive_time)),
+        ("grpc.keepalive_timeout_ms", ms(s.server.keepalive_timeout)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        # ... and accept the SDK's own pings (every 30 s) without answering GOAWAY "too_many_pings".
+        ("grpc.http2.min_ping_interval_without_data_ms", ms(s.server.keepalive_min_ping_interval)),
+        ("grpc.http2.max_ping_strikes", 0),
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+def _keep_restart_only(old: Settings, new: Settings) -> Settings:
+    """`new`, except keys that need a process restart keep their running values."""
+    sections = {}
+    for section in ("server", "database", "registry", "deployment", "thresholds", "notifications", "auth"):
+        old_sec, new_sec = getattr(old, section), getattr(new, section)
+        keep = {f.name: getattr(old_sec, f.name) for f in dataclasses.fields(old_sec)
+                if f"{section}.{f.name}" in RESTART_ONLY_KEYS}
+        sections[section] = dataclasses.replace(new_sec, **keep)
+    return dataclasses.replace(new, **sections)
+
+
+async def create_server(settings: Settings, *, clock: Clock | None = None,
+                        environ: Mapping[str, str] | None = None) -> tuple[ControllerApp, int]:
+    """Start a controller (use port 0 in tests) and return it with its bound port."""
+    app = ControllerApp(settings, clock=clock, environ=environ)
+    port = await app.start()
+    return app, port

@@ -1,0 +1,276 @@
+"""Settings: one TOML file, every key overridable by `MODELCTL_<SECTION>_<KEY>`.
+
+`load_settings` is the only function that reads the environment. It returns a
+frozen `Settings` that `main` passes to the constructors that need it. A bad
+value raises `ConfigError` naming the key, and the server stops with that line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .durations import DurationError, parse_duration
+
+
+class ConfigError(Exception):
+    """A config value is wrong; the message names the key (`section.key`)."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    grpc_address: str = "127.0.0.1:50051"
+    metrics_address: str = "127.0.0.1:9464"
+    data_dir: str = "./modelctl-data"
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: When set, clients must present a certificate signed by this CA (mTLS).
+    tls_client_ca: str = ""
+    max_message_bytes: int = 16 * 1024 * 1024
+    #: How long in-flight calls may take to finish after SIGTERM.
+    shutdown_grace: float = 10.0
+    #: Smallest interval between client keepalive pings the server accepts.
+    keepalive_min_ping_interval: float = 10.0
+    #: Server pings idle connections this often to detect dead peers on long streams.
+    keepalive_time: float = 30.0
+    keepalive_timeout: float = 10.0
+    worker_threads: int = 8
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    #: Empty means SQLite at <data_dir>/modelctl.db.
+    url: str = ""
+    #: Seconds a connection waits on a locked database before failing.
+    busy_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    #: Empty means <data_dir>/models.
+    models_dir: str = ""
+    max_versions: int = 10
+
+
+@dataclass(frozen=True)
+class DeploymentSettings:
+    steps: tuple[int, ...] = (5, 10, 25, 50, 100)
+    step_interval: float = 30.0
+    min_samples: int = 50
+    failure_limit: int = 2
+    progress_deadline: float = 300.0
+    bake_time: float = 60.0
+    #: How often the reconcile loop ticks when nothing wakes it earlier.
+    reconcile_interval: float = 1.0
+
+
+@dataclass(frozen=True)
+class ThresholdSettings:
+    error_rate: float = 0.05
+    latency_p95_ms: float = 1000.0
+    drift_score: float = 0.1
+
+
+@dataclass(frozen=True)
+class NotificationSettings:
+    urls: tuple[str, ...] = ()
+    min_severity: str = "WARNING"
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    enabled: bool = True
+    #: Where the generated first admin token is written; empty means <data_dir>/admin.token.
+    admin_token_file: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
+    deployment: DeploymentSettings = field(default_factory=DeploymentSettings)
+    thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    #: The file these settings came from, for RestartSystem's reload.
+    config_file: str = ""
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.server.data_dir).expanduser()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{(self.data_path / 'modelctl.db').resolve()}"
+
+    @property
+    def models_path(self) -> Path:
+        return Path(self.registry.models_dir).expanduser() if self.registry.models_dir else self.data_path / "models"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return Path(self.auth.admin_token_file) if self.auth.admin_token_file else self.data_path / "admin.token"
+
+    @property
+    def tls_enabled(self) -> bool:
+        return bool(self.server.tls_cert)
+
+    def flatten(self) -> dict[str, Any]:
+        """Every setting as {"section.key": value}, for diffs on reload."""
+        out: dict[str, Any] = {}
+        for section in _SECTIONS:
+            for f in dataclasses.fields(getattr(self, section)):
+                out[f"{section}.{f.name}"] = getattr(getattr(self, section), f.name)
+        return out
+
+
+_SECTIONS = ("server", "database", "registry", "deployment", "thresholds", "notifications", "auth")
+#: Keys that only take effect when the process starts (listener, TLS, database).
+RESTART_ONLY_KEYS = frozenset({
+    "server.grpc_address", "server.metrics_address", "server.data_dir", "server.tls_cert", "server.tls_key",
+    "server.tls_client_ca", "server.max_message_bytes", "server.keepalive_min_ping_interval",
+    "server.keepalive_time", "server.keepalive_timeout", "server.worker_threads", "database.url",
+    "registry.models_dir", "auth.enabled", "auth.admin_token_file",
+})
+_DURATION_KEYS = {"step_interval", "progress_deadline", "bake_time", "reconcile_interval", "shutdown_grace",
+                  "keepalive_min_ping_interval", "keepalive_time", "keepalive_timeout", "busy_timeout"}
+_ADDRESS_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
+_SEVERITIES = ("INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from defaults, then the TOML file, then the environment."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, dict[str, Any]] = {s: {} for s in _SECTIONS}
+    if config_file:
+        path = Path(config_file)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        for section, values in data.items():
+            if section not in raw:
+                raise ConfigError(f"{section}: unknown config section (known: {', '.join(_SECTIONS)})")
+            if not isinstance(values, dict):
+                raise ConfigError(f"{section}: must be a table of keys")
+            raw[section].update(values)
+    for section in _SECTIONS:
+        known = {f.name for f in dataclasses.fields(_section_type(section))}
+        for key in known:
+            name = f"MODELCTL_{section.upper()}_{key.upper()}"
+            if name in env:
+                raw[section][key] = env[name]
+    sections = {s: _build_section(s, raw[s]) for s in _SECTIONS}
+    settings = Settings(**sections, config_file=str(config_file or ""))
+    _check(settings)
+    return settings
+
+
+def _section_type(section: str) -> type:
+    return {
+        "server": ServerSettings, "database": DatabaseSettings, "registry": RegistrySettings,
+        "deployment": DeploymentSettings, "thresholds": ThresholdSettings,
+        "notifications": NotificationSettings, "auth": AuthSettings,
+    }[section]
+
+
+def _build_section(section: str, values: dict[str, Any]) -> Any:
+    cls = _section_type(section)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"{section}.{key}: unknown key (known: {', '.join(sorted(fields))})")
+        default = fields[key].default
+        kwargs[key] = _coerce(f"{section}.{key}", key, value, default)
+    return cls(**kwargs)
+
+
+def _coerce(name: str, key: str, value: Any, default: Any) -> Any:
+    try:
+        if key in _DURATION_KEYS:
+            seconds = parse_duration(value) if isinstance(value, str) else float(value)
+            if seconds < 0:
+                raise ValueError("must not be negative")
+            return seconds
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if isinstance(default, int):
+            if isinstance(value, bool):
+                raise ValueError("expected an integer")
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, tuple):
+            items = value if isinstance(value, list) else [v for v in str(value).split(",") if v.strip()]
+            if default and isinstance(default[0], int):
+                return tuple(int(str(v).strip()) for v in items)
+            return tuple(str(v).strip() for v in items)
+        if not isinstance(value, str):
+            raise ValueError("expected a string")
+        return value
+    except (ValueError, TypeError, DurationError) as exc:
+        raise ConfigError(f"{name}: invalid value {value!r}: {exc}") from None
+
+
+def _check(s: Settings) -> None:
+    for key in ("grpc_address", "metrics_address"):
+        value = getattr(s.server, key)
+        m = _ADDRESS_RE.match(value)
+        if not m or int(m.group(2)) > 65535:
+            raise ConfigError(f"server.{key}: invalid address {value!r} (expected HOST:PORT)")
+    if bool(s.server.tls_cert) != bool(s.server.tls_key):
+        raise ConfigError("server.tls_cert: tls_cert and tls_key must be set together")
+    if s.server.tls_client_ca and not s.server.tls_cert:
+        raise ConfigError("server.tls_client_ca: client certificates need tls_cert and tls_key as well")
+    for key in ("tls_cert", "tls_key", "tls_client_ca"):
+        value = getattr(s.server, key)
+        if value and not Path(value).is_file():
+            raise ConfigError(f"server.{key}: file {value} does not exist")
+    if s.server.max_message_bytes < 1024:
+        raise ConfigError("server.max_message_bytes: must be at least 1024")
+    if s.server.worker_threads < 1:
+        raise ConfigError("server.worker_threads: must be at least 1")
+    url = s.database.url
+    if url and not (url.startswith("sqlite") or url.startswith("postgresql")):
+        raise ConfigError(f"database.url: unsupported database {url.split(':')[0]!r} (use sqlite or postgresql)")
+    if not 1 <= s.registry.max_versions <= 10_000:
+        raise ConfigError("registry.max_versions: must be between 1 and 10000")
+    d = s.deployment
+    if not d.steps or any(not 0 < p <= 100 for p in d.steps) or list(d.steps) != sorted(set(d.steps)):
+        raise ConfigError("deployment.steps: must be increasing percentages in 1..100")
+    if d.steps[-1] != 100:
+        raise ConfigError("deployment.steps: the last step must be 100")
+    if d.step_interval < 0.1:
+        raise ConfigError("deployment.step_interval: must be at least 100ms")
+    if d.min_samples < 1:
+        raise ConfigError("deployment.min_samples: must be at least 1")
+    if d.failure_limit < 1:
+        raise ConfigError("deployment.failure_limit: must be at least 1")
+    if d.reconcile_interval <= 0:
+        raise ConfigError("deployment.reconcile_interval: must be positive")
+    t = s.thresholds
+    if not 0 <= t.error_rate <= 1:
+        raise ConfigError("thresholds.error_rate: must be between 0 and 1")
+    if t.latency_p95_ms <= 0:
+        raise ConfigError("thresholds.latency_p95_ms: must be positive")
+    if t.drift_score < 0:
+        raise ConfigError("thresholds.drift_score: must not be negative")
+    if s.notifications.min_severity.upper() not in _SEVERITIES:
+        raise ConfigError(f"notifications.min_severity: must be one of {', '.join(_SEVERITIES)}")

@@ -1,0 +1,1 @@
+"""Prometheus metrics: the recorder owning every collector, and the /metrics exporter."""

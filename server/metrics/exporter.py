@@ -1,0 +1,80 @@
+"""Serves /metrics on its own port, and samples system health into gauges."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import psutil
+from prometheus_client import start_http_server
+
+from ..clock import Clock
+from ..system.components import PeriodicTask, Supervisor
+from ..system.status import SystemProbe
+from .recorder import MetricsRecorder
+
+log = logging.getLogger(__name__)
+
+
+class MetricsExporter:
+    """The /metrics HTTP endpoint (prometheus_client's threaded server)."""
+
+    name = "metrics-exporter"
+
+    def __init__(self, recorder: MetricsRecorder, address: str) -> None:
+        self._recorder = recorder
+        self._address = address
+        self._server = None
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        host, _, port = self._address.rpartition(":")
+        self._server, _thread = start_http_server(int(port), addr=host.strip("[]"), registry=self._recorder.registry)
+        self.port = self._server.server_port
+        log.info("metrics on http://%s:%d/metrics", host, self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            server, self._server = self._server, None
+            await asyncio.to_thread(server.shutdown)
+            server.server_close()
+
+
+class SystemSampler(PeriodicTask):
+    """Every few seconds: CPU, memory, open files, database health, event-loop lag."""
+
+    def __init__(self, recorder: MetricsRecorder, probe: SystemProbe, counts, run, clock: Clock,  # type: ignore[no-untyped-def]
+                 supervisor: Supervisor, interval: float = 5.0) -> None:
+        super().__init__("system-sampler", interval, clock, supervisor)
+        self._recorder = recorder
+        self._probe = probe
+        self._counts = counts
+        self._run = run
+
+    async def tick(self) -> None:
+        r = self._recorder
+        r.loop_lag.set(await _loop_lag())
+        proc = await self._run(self._probe.process_numbers)
+        r.process_cpu.set(proc["cpu_percent"])
+        r.process_memory.set(proc["rss_bytes"])
+        r.open_files.set(proc["open_files"])
+        db = await self._run(self._probe.database_health)
+        r.database_up.set(1 if db.reachable else 0)
+        r.database_latency.set(db.latency_seconds)
+        if db.reachable:
+            models, versions = await self._run(self._counts)
+            r.models.set(models)
+            r.versions.set(versions)
+        r.uptime.set(self._probe.uptime())
+        r.system_cpu.set(psutil.cpu_percent(None))
+        r.system_memory.set(psutil.virtual_memory().percent)
+
+
+async def _loop_lag() -> float:
+    """How long a callback that is ready now waits for the loop: the loop's responsiveness."""
+    loop = asyncio.get_running_loop()
+    start = time.perf_counter()
+    fut: asyncio.Future[float] = loop.create_future()
+    loop.call_soon(lambda: fut.set_result(time.perf_counter() - start))
+    return await fut

@@ -1,0 +1,5 @@
+"""Persistence: SQLAlchemy tables, repositories and Alembic migrations."""
+
+from .db import Database
+
+__all__ = ["Database"]

@@ -1,0 +1,89 @@
+"""The database handle: engine, transactions, health ping and migrations.
+
+SQLAlchemy is synchronous; the gRPC layer runs store work on a thread pool so
+the event loop never waits on disk or network. SQLite (the embedded default)
+gets WAL and `BEGIN IMMEDIATE`, so concurrent writers queue on the busy timeout
+instead of failing with "database is locked" halfway through a transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Iterator
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+class Database:
+    def __init__(self, url: str, *, busy_timeout: float = 30.0, pool_size: int = 10) -> None:
+        self.url = url
+        self.backend = "sqlite" if url.startswith("sqlite") else "postgresql"
+        if self.backend == "sqlite":
+            self.engine = _sqlite_engine(url, busy_timeout)
+        else:
+            self.engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                                        connect_args={"connect_timeout": 5})
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back on error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def ping(self) -> float:
+        """Seconds one round trip takes; raises if the database is unreachable."""
+        start = time.perf_counter()
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return time.perf_counter() - start
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (idempotent)."""
+        with self.engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def _sqlite_engine(url: str, busy_timeout: float) -> Engine:
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": busy_timeout, "check_same_thread": False},
+                           pool_size=10, max_overflow=10)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin (see the "begin" hook).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        # Take the write lock up front: a deferred transaction that later upgrades to a
+        # writer can fail with SQLITE_BUSY without waiting on the busy timeout.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

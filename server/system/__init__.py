@@ -1,0 +1,1 @@
+"""Health and status of the controller process and its background components."""
