@@ -27,7 +27,8 @@ from .api.services import RestartResult, Services
 from .audit import AuditLog
 from .auth import TokenService
 from .clock import Clock, SystemClock
-from .config import RESTART_ONLY_KEYS, Settings, load_settings
+from .config import RESTART_ONLY_KEYS, ConfigError, Settings, load_settings
+from .errors import FailedPreconditionError
 from .metrics.exporter import MetricsExporter, SystemSampler
 from .metrics.recorder import MetricsRecorder
 from .registry.artifacts import ArtifactStore
@@ -120,10 +121,11 @@ class ControllerApp:
     async def restart(self) -> RestartResult:
         """Reload the config file and restart background components; the listener stays up."""
         old = self.settings
-        if old.config_file:
-            new = await self.run(load_settings, old.config_file, self._environ)
-        else:
-            new = load_settings(None, self._environ)
+        try:
+            new = await self.run(load_settings, old.config_file or None, self._environ)
+        except ConfigError as exc:
+            # Keep running on the settings we have; the operator fixes the file and retries.
+            raise FailedPreconditionError(f"config not reloaded, nothing restarted: {exc}") from None
         before, after = old.flatten(), new.flatten()
         changed = sorted(k for k in after if after[k] != before[k])
         ignored = [k for k in changed if k in RESTART_ONLY_KEYS]

@@ -3,12 +3,14 @@
 In order: authenticate the bearer token, check the RPC's role, run the
 servicer, turn a domain error into a gRPC status with details, record the
 call in the audit log (mutating and denied calls), and count it in metrics.
-Health and reflection pass untouched: probes send no token.
+Health and reflection skip auth (probes send no token). Request bytes that do
+not parse are refused with INVALID_ARGUMENT for every service (see `malformed`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable
@@ -20,6 +22,7 @@ from ..audit import AuditLog
 from ..auth import Identity, Role, TokenService
 from ..errors import ModelctlError, PermissionDeniedError, UnauthenticatedError
 from .context import audit_target, current_identity
+from .malformed import checked, guard, rebuild
 from .policy import POLICIES, RpcPolicy
 from .status import status_for, to_grpc_status
 
@@ -45,22 +48,18 @@ class ControllerInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
-        if handler is None or not method.startswith(SERVICE_PREFIX):
+        if handler is None:
             return handler
+        if not method.startswith(SERVICE_PREFIX):
+            return rebuild(handler, guard)
         rpc = method[len(SERVICE_PREFIX):]
         policy = POLICIES.get(rpc, _FALLBACK)
-        kwargs = dict(request_deserializer=handler.request_deserializer,
-                      response_serializer=handler.response_serializer)
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(self._wrap_unary(rpc, policy, handler.unary_unary), **kwargs)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(self._wrap_unary(rpc, policy, handler.stream_unary),
-                                                        **kwargs)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(self._wrap_stream(rpc, policy, handler.unary_stream),
-                                                        **kwargs)
-        return grpc.stream_stream_rpc_method_handler(self._wrap_stream(rpc, policy, handler.stream_stream),
-                                                     **kwargs)
+
+        def wrap(behavior: Callable[..., Any]) -> Callable[..., Any]:
+            if inspect.isasyncgenfunction(behavior):
+                return self._wrap_stream(rpc, policy, behavior)
+            return self._wrap_unary(rpc, policy, behavior)
+        return rebuild(handler, wrap)
 
     def _wrap_unary(self, rpc: str, policy: RpcPolicy, behavior: Callable[..., Awaitable[Any]]):  # type: ignore[no-untyped-def]
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -68,7 +67,7 @@ class ControllerInterceptor(grpc.aio.ServerInterceptor):
             call = _Call(rpc, policy, request, context)
             try:
                 await self._admit(call)
-                response = await behavior(request, context)
+                response = await behavior(checked(request), context)
                 call.outcome = "OK"
                 return response
             except BaseException as exc:  # noqa: BLE001 - every failure is mapped below
@@ -83,7 +82,7 @@ class ControllerInterceptor(grpc.aio.ServerInterceptor):
             call = _Call(rpc, policy, request, context)
             try:
                 await self._admit(call)
-                async for item in behavior(request, context):
+                async for item in behavior(checked(request), context):
                     yield item
                 call.outcome = "OK"
             except BaseException as exc:  # noqa: BLE001

@@ -1,0 +1,186 @@
+"""Model traffic aggregated on ingest: per (model, version), one small record per time bucket.
+
+A report never becomes a row: it is folded into the bucket of its time (1 s by
+default) as request and error counts and a latency histogram. Each series keeps
+at most `max_data_points` buckets, dropping the oldest, and the store at most
+`max_series` series, dropping the one idle longest, so memory stays bounded
+whatever clients send.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from ..clock import Clock
+from ..errors import Violations
+from .histogram import LatencyHistogram
+from .window import WindowStats
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What one `ingest` added; the caller hands (model, version) to the deployment engine's fast-fail check."""
+
+    model: str
+    version: str
+    requests: int
+    errors: int
+    at: dt.datetime
+
+
+@dataclass
+class _Bucket:
+    requests: int = 0
+    errors: int = 0
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+
+class _Series:
+    """The buckets of one (model, version), kept sorted by time so windows are a bisect away."""
+
+    def __init__(self) -> None:
+        self.keys: list[int] = []
+        self.buckets: dict[int, _Bucket] = {}
+        self.last_ingest = 0.0
+
+    def bucket(self, key: int, max_points: int) -> _Bucket | None:
+        found = self.buckets.get(key)
+        if found is not None:
+            return found
+        if len(self.keys) >= max_points:
+            if key < self.keys[0]:
+                return None  # older than everything kept, and there is no room: too late to count
+            del self.buckets[self.keys.pop(0)]
+        bisect.insort(self.keys, key)
+        created = self.buckets[key] = _Bucket()
+        return created
+
+
+class MetricsStore:
+    """Thread-safe: reports arrive on the RPC thread pool while the reconcile loop reads windows."""
+
+    def __init__(self, clock: Clock, *, bucket_seconds: float = 1.0, max_data_points: int = 3600,
+                 max_series: int = 10_000) -> None:
+        if bucket_seconds <= 0 or max_data_points < 1 or max_series < 1:
+            raise ValueError("bucket_seconds, max_data_points and max_series must be positive")
+        self._clock = clock
+        self._width = bucket_seconds
+        self._max_points = max_data_points
+        self._max_series = max_series
+        self._series: dict[tuple[str, str], _Series] = {}
+        self._lock = threading.Lock()
+        #: Reports (or parts) that arrived too late for the retained history.
+        self.dropped_late = 0
+
+    def ingest(self, model: str, version: str, *, requests: int, errors: int = 0,
+               latency_ms: Iterable[float] = (), latency_quantiles: Mapping[float, float] | None = None,
+               at: dt.datetime | None = None) -> Ingested:
+        """Fold one report in: `requests` seen, `errors` among them, and their latency.
+
+        Latency comes either as samples (`latency_ms`, any subset of the requests)
+        or as `latency_quantiles` {0.5: ms, 0.95: ms, ...} describing all `requests`.
+        """
+        samples = list(latency_ms)
+        _validate(model, version, requests, errors, samples, latency_quantiles)
+        at = at or self._clock.now()
+        key = self._key(at)
+        with self._lock:
+            series = self._series.get((model, version))
+            if series is None:
+                series = self._series[(model, version)] = _Series()
+                self._evict_idle_series()
+            series.last_ingest = self._clock.monotonic()
+            bucket = series.bucket(key, self._max_points)
+            if bucket is None:
+                self.dropped_late += 1
+            else:
+                bucket.requests += requests
+                bucket.errors += errors
+                bucket.latency.add_samples(samples)
+                if latency_quantiles and requests:
+                    bucket.latency.add_quantiles(latency_quantiles, requests)
+        return Ingested(model, version, requests, errors, at)
+
+    def window(self, model: str, version: str, since: dt.datetime, until: dt.datetime) -> WindowStats:
+        """Every bucket overlapping [since, until]; the window is exact to one bucket width.
+
+        Overlap, not containment: a step that began mid-bucket must see the reports
+        that arrived in that same bucket, or fast-fail would wait for the next one.
+        """
+        first = self._key(since)
+        last = self._key(until)
+        requests = errors = 0
+        latency = LatencyHistogram()
+        with self._lock:
+            series = self._series.get((model, version))
+            if series is not None:
+                lo = bisect.bisect_left(series.keys, first)
+                hi = bisect.bisect_right(series.keys, last)
+                for key in series.keys[lo:hi]:
+                    bucket = series.buckets[key]
+                    requests += bucket.requests
+                    errors += bucket.errors
+                    latency.merge(bucket.latency)
+        return WindowStats(since=since, until=until, requests=requests, errors=errors,
+                           latency_samples=latency.total, latency_p50_ms=latency.quantile(0.50),
+                           latency_p95_ms=latency.quantile(0.95), latency_p99_ms=latency.quantile(0.99))
+
+    def series(self) -> list[tuple[str, str]]:
+        """The (model, version) pairs with data, for exporters."""
+        with self._lock:
+            return sorted(self._series)
+
+    def data_points(self, model: str, version: str) -> int:
+        with self._lock:
+            series = self._series.get((model, version))
+            return len(series.keys) if series else 0
+
+    def forget(self, model: str, version: str | None = None) -> None:
+        """Drop a model's series (all versions when `version` is None)."""
+        with self._lock:
+            for key in [k for k in self._series if k[0] == model and version in (None, k[1])]:
+                del self._series[key]
+
+    def _key(self, at: dt.datetime) -> int:
+        if at.tzinfo is None:
+            raise ValueError("naive datetime given to the metrics store")
+        return math.floor((at - _EPOCH).total_seconds() / self._width)
+
+    def _evict_idle_series(self) -> None:
+        while len(self._series) > self._max_series:
+            idle = min(self._series, key=lambda k: self._series[k].last_ingest)
+            del self._series[idle]
+
+
+def _validate(model: str, version: str, requests: int, errors: int, samples: list[float],
+              quantiles: Mapping[float, float] | None) -> None:
+    problems = Violations()
+    if not model:
+        problems.add("model", "must not be empty")
+    if not version:
+        problems.add("version", "must not be empty")
+    if requests < 0:
+        problems.add("requests", "must not be negative")
+    if errors < 0 or errors > max(requests, 0):
+        problems.add("errors", f"must be between 0 and requests ({requests})")
+    if any(not math.isfinite(v) or v < 0 for v in samples):
+        problems.add("latency_ms", "every sample must be a finite, non-negative number of milliseconds")
+    if quantiles:
+        if samples:
+            problems.add("latency_quantiles", "give latency samples or quantiles, not both")
+        if any(not 0 < q <= 1 for q in quantiles):
+            problems.add("latency_quantiles", "quantiles must be in (0, 1], e.g. 0.95")
+        elif any(not math.isfinite(v) or v < 0 for v in quantiles.values()):
+            problems.add("latency_quantiles", "values must be finite, non-negative milliseconds")
+        else:
+            values = [v for _, v in sorted(quantiles.items())]
+            if values != sorted(values):
+                problems.add("latency_quantiles", "a higher quantile cannot have a lower latency")
+    problems.raise_if_any()

@@ -1,0 +1,190 @@
+"""Authentication and authorisation: every RPC × {no token, unknown token, viewer, operator, admin}."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+
+import grpc
+import pytest
+
+from modelctl.v1 import controller_pb2, registry_pb2, system_pb2
+from modelctl_server.api.policy import POLICIES
+from grpc_helpers import stub
+
+ROLES = ["viewer", "operator", "admin"]
+
+# The role each RPC of the foundation needs, as DESIGN.md states it (checked against the policy table).
+REQUIRED = {
+    "RegisterModel": "operator",
+    "UploadArtifact": "operator",
+    "ListModels": "viewer",
+    "GetModel": "viewer",
+    "ArchiveModelVersion": "operator",
+    "GetSystemStatus": "viewer",
+    "RestartSystem": "admin",
+    "ListAuditEvents": "viewer",
+    "CreateToken": "admin",
+    "RevokeToken": "admin",
+}
+
+
+def _call(api, rpc: str):  # type: ignore[no-untyped-def]
+    """Calls `rpc` with a well-formed request."""
+    data = b"artifact"
+    if rpc == "UploadArtifact":
+        return api.UploadArtifact(iter([
+            registry_pb2.UploadArtifactRequest(header=registry_pb2.ArtifactHeader(
+                sha256=hashlib.sha256(data).hexdigest())),
+            registry_pb2.UploadArtifactRequest(chunk=data)]))
+    requests = {
+        "RegisterModel": registry_pb2.RegisterModelRequest(name="m", version=os.urandom(4).hex(),
+                                                           artifact_uri="s3://b/k"),
+        "ListModels": registry_pb2.ListModelsRequest(),
+        "GetModel": registry_pb2.GetModelRequest(name="m"),
+        "ArchiveModelVersion": registry_pb2.ArchiveModelVersionRequest(name="m", version="old"),
+        "GetSystemStatus": system_pb2.GetSystemStatusRequest(),
+        "RestartSystem": system_pb2.RestartSystemRequest(reason="test"),
+        "ListAuditEvents": system_pb2.ListAuditEventsRequest(),
+        "CreateToken": system_pb2.CreateTokenRequest(name="x", role=system_pb2.ROLE_VIEWER),
+        "RevokeToken": system_pb2.RevokeTokenRequest(id="doesnotexist"),
+    }
+    return getattr(api, rpc)(requests[rpc])
+
+
+def test_every_rpc_has_a_policy_matching_the_design() -> None:
+    service = controller_pb2.DESCRIPTOR.services_by_name["ModelController"]
+    declared = {m.name for m in service.methods}
+    assert declared <= set(POLICIES), f"RPCs without a policy: {declared - set(POLICIES)}"
+    for rpc, role in REQUIRED.items():
+        assert POLICIES[rpc].role.name.lower() == role, rpc
+
+
+@pytest.fixture
+def tokens(live_server):  # type: ignore[no-untyped-def]
+    admin = stub(live_server.address, live_server.admin_token)
+    admin.RegisterModel(registry_pb2.RegisterModelRequest(name="m", version="old", artifact_uri="s3://b/k"))
+    out = {role: live_server.make_token(role) for role in ROLES}
+    out["admin"] = live_server.admin_token
+    return out
+
+
+@pytest.mark.parametrize("rpc", sorted(REQUIRED))
+def test_auth_matrix(live_server, tokens, rpc: str) -> None:  # type: ignore[no-untyped-def]
+    for caller, token in [("none", None), ("unknown", "mctl_nope_nope")] + [(r, tokens[r]) for r in ROLES]:
+        api = stub(live_server.address, token)
+        try:
+            _call(api, rpc)
+            code = grpc.StatusCode.OK
+        except grpc.RpcError as err:
+            code = err.code()
+        if caller in ("none", "unknown"):
+            assert code == grpc.StatusCode.UNAUTHENTICATED, (rpc, caller, code)
+        elif ROLES.index(caller) < ROLES.index(REQUIRED[rpc]):
+            assert code == grpc.StatusCode.PERMISSION_DENIED, (rpc, caller, code)
+        else:
+            # Allowed: whatever the call's own outcome (ArchiveModelVersion of the same version twice
+            # is FAILED_PRECONDITION, RevokeToken of a made-up id NOT_FOUND), it is not an auth refusal.
+            assert code not in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
+                                grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL), (rpc, caller, code)
+
+
+def test_denied_calls_are_audited(live_server, tokens) -> None:  # type: ignore[no-untyped-def]
+    viewer = stub(live_server.address, tokens["viewer"])
+    with pytest.raises(grpc.RpcError):
+        _call(viewer, "RegisterModel")
+    with pytest.raises(grpc.RpcError):
+        _call(stub(live_server.address, None), "GetModel")
+    events = stub(live_server.address, tokens["admin"]).ListAuditEvents(system_pb2.ListAuditEventsRequest()).events
+    outcomes = [(e.rpc, e.outcome, e.token_name) for e in events]
+    assert ("RegisterModel", "PERMISSION_DENIED", "test-viewer") in outcomes
+    assert ("GetModel", "UNAUTHENTICATED", "") in outcomes
+
+
+def test_created_token_works_with_its_role_and_stops_after_revoke(live_server) -> None:  # type: ignore[no-untyped-def]
+    admin = stub(live_server.address, live_server.admin_token)
+    created = admin.CreateToken(system_pb2.CreateTokenRequest(name="ci", role=system_pb2.ROLE_OPERATOR))
+    assert created.token and created.id and created.role == system_pb2.ROLE_OPERATOR
+    op = stub(live_server.address, created.token)
+    op.RegisterModel(registry_pb2.RegisterModelRequest(name="m", version="1", artifact_uri="s3://b/k"))
+    assert op.GetModel(registry_pb2.GetModelRequest(name="m")).versions[0].created_by == "ci"
+    with pytest.raises(grpc.RpcError) as err:
+        op.CreateToken(system_pb2.CreateTokenRequest(name="escalate", role=system_pb2.ROLE_ADMIN))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    revoked = admin.RevokeToken(system_pb2.RevokeTokenRequest(id=created.id))
+    assert revoked.revoked
+    with pytest.raises(grpc.RpcError) as err:
+        op.ListModels(registry_pb2.ListModelsRequest())
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.RpcError) as err:
+        admin.RevokeToken(system_pb2.RevokeTokenRequest(id=created.id))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_token_validation(live_server) -> None:  # type: ignore[no-untyped-def]
+    from grpc_helpers import bad_fields
+
+    admin = stub(live_server.address, live_server.admin_token)
+    for request, field in [
+        (system_pb2.CreateTokenRequest(name="x"), "role"),
+        (system_pb2.CreateTokenRequest(name="", role=system_pb2.ROLE_VIEWER), "name"),
+        (system_pb2.CreateTokenRequest(name="n" * 129, role=system_pb2.ROLE_VIEWER), "name"),
+    ]:
+        with pytest.raises(grpc.RpcError) as err:
+            admin.CreateToken(request)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field in bad_fields(err.value)
+    with pytest.raises(grpc.RpcError) as err:
+        admin.RevokeToken(system_pb2.RevokeTokenRequest())
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_fields(err.value) == ["id"]
+
+
+def test_expired_token_is_refused(server_factory) -> None:  # type: ignore[no-untyped-def]
+    from google.protobuf.duration_pb2 import Duration
+
+    from modelctl_server.clock import FakeClock
+
+    clock = FakeClock()
+    srv = server_factory(clock=clock)
+    admin = stub(srv.address, srv.admin_token)
+    created = admin.CreateToken(system_pb2.CreateTokenRequest(name="short", role=system_pb2.ROLE_VIEWER,
+                                                              ttl=Duration(seconds=60)))
+    viewer = stub(srv.address, created.token)
+    viewer.ListModels(registry_pb2.ListModelsRequest())
+    srv.call(_advance(clock, 61))
+    with pytest.raises(grpc.RpcError) as err:
+        viewer.ListModels(registry_pb2.ListModelsRequest())
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED and "expired" in err.value.details()
+
+
+async def _advance(clock, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    clock.advance(seconds)  # on the server's loop: FakeClock wakes sleepers there
+
+
+def test_tokens_are_stored_hashed(live_server) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from modelctl_server.store.tables import TokenRow
+
+    secret = live_server.make_token("viewer")
+    with live_server.app.db.session() as s:
+        hashes = list(s.scalars(select(TokenRow.token_hash)))
+    assert hashlib.sha256(secret.encode()).hexdigest() in hashes
+    assert all(secret not in h for h in hashes)
+
+
+def test_admin_token_file_is_private(live_server) -> None:  # type: ignore[no-untyped-def]
+    path = live_server.data_dir / "admin.token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_text().strip() == live_server.admin_token
+
+
+def test_health_needs_no_token(live_server) -> None:  # type: ignore[no-untyped-def]
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    channel = grpc.insecure_channel(live_server.address)
+    resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+    assert resp.status == health_pb2.HealthCheckResponse.SERVING
+    resp = health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(service="modelctl.v1.ModelController"))
+    assert resp.status == health_pb2.HealthCheckResponse.SERVING
