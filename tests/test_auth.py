@@ -188,3 +188,16 @@ def test_health_needs_no_token(live_server) -> None:  # type: ignore[no-untyped-
     resp = health_pb2_grpc.HealthStub(channel).Check(
         health_pb2.HealthCheckRequest(service="modelctl.v1.ModelController"))
     assert resp.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_the_last_admin_token_cannot_be_revoked(live_server) -> None:  # type: ignore[no-untyped-def]
+    admin = stub(live_server.address, live_server.admin_token)
+    first_id = admin.ListAuditEvents(system_pb2.ListAuditEventsRequest()).events  # warm-up call, audited nothing
+    assert first_id == []
+    second = admin.CreateToken(system_pb2.CreateTokenRequest(name="admin-2", role=system_pb2.ROLE_ADMIN))
+    admin2 = stub(live_server.address, second.token)
+    bootstrap_id = live_server.app.tokens.authenticate(live_server.admin_token).token_id
+    admin2.RevokeToken(system_pb2.RevokeTokenRequest(id=bootstrap_id))
+    with pytest.raises(grpc.RpcError) as err:
+        admin2.RevokeToken(system_pb2.RevokeTokenRequest(id=second.id))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "last admin" in err.value.details()

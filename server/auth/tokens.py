@@ -99,6 +99,9 @@ class TokenService:
                 raise NotFoundError(f"token {token_id!r} does not exist")
             if row.revoked_at is not None:
                 raise FailedPreconditionError(f"token {token_id!r} is already revoked")
+            if row.role == Role.ADMIN.name.lower() and self._active_admins(s) <= 1:
+                # Nobody could create tokens any more; recovery would need a restart with MODELCTL_ADMIN_TOKEN.
+                raise FailedPreconditionError("this is the last admin token; create another admin token first")
             row.revoked_at = self._clock.now()
             return _info(row)
 
@@ -141,6 +144,11 @@ class TokenService:
         os.chmod(token_file, 0o600)
         log.warning("generated the first admin token; it is in %s (readable by this user only)", token_file)
         return token_file
+
+    def _active_admins(self, s) -> int:  # type: ignore[no-untyped-def]
+        now = self._clock.now()
+        rows = s.scalars(select(TokenRow).where(TokenRow.role == "admin", TokenRow.revoked_at.is_(None)))
+        return sum(1 for r in rows if r.expires_at is None or r.expires_at > now)
 
     def _has_hash(self, digest: str) -> bool:
         with self._db.session() as s:
