@@ -90,6 +90,12 @@ class ControllerApp:
         reflection.enable_server_reflection(
             [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
             self.server)
+        try:
+            # Bound here, before serving, so a port in use stops the start; start_all leaves it running.
+            await self.metrics.start()
+        except OSError as exc:
+            raise OSError(f"server.metrics_address: cannot listen on {s.server.metrics_address} "
+                          f"({exc.strerror or exc})") from None
         self.port = self._bind(self.server, s)
         await self.server.start()
         await self.supervisor.start_all()
@@ -141,17 +147,20 @@ class ControllerApp:
     @staticmethod
     def _bind(server: grpc.aio.Server, s: Settings) -> int:
         address = s.server.grpc_address
-        if not s.tls_enabled:
-            port = server.add_insecure_port(address)
-        else:
-            key = open(s.server.tls_key, "rb").read()
-            cert = open(s.server.tls_cert, "rb").read()
-            ca = open(s.server.tls_client_ca, "rb").read() if s.server.tls_client_ca else None
-            creds = grpc.ssl_server_credentials([(key, cert)], root_certificates=ca,
-                                                require_client_auth=ca is not None)
-            port = server.add_secure_port(address, creds)
+        try:
+            if not s.tls_enabled:
+                port = server.add_insecure_port(address)
+            else:
+                key = open(s.server.tls_key, "rb").read()
+                cert = open(s.server.tls_cert, "rb").read()
+                ca = open(s.server.tls_client_ca, "rb").read() if s.server.tls_client_ca else None
+                creds = grpc.ssl_server_credentials([(key, cert)], root_certificates=ca,
+                                                    require_client_auth=ca is not None)
+                port = server.add_secure_port(address, creds)
+        except RuntimeError:  # recent grpcio raises "Failed to bind" instead of returning 0
+            port = 0
         if port == 0:
-            raise OSError(f"cannot listen on {address} (address in use or not available)")
+            raise OSError(f"server.grpc_address: cannot listen on {address} (address in use or not available)")
         return port
 
 

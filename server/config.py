@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import ssl
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,6 +244,8 @@ def _check(s: Settings) -> None:
         value = getattr(s.server, key)
         if value and not Path(value).is_file():
             raise ConfigError(f"server.{key}: file {value} does not exist")
+    if s.server.tls_cert:
+        _check_tls_files(s.server)
     if s.server.max_message_bytes < 1024:
         raise ConfigError("server.max_message_bytes: must be at least 1024")
     if s.server.worker_threads < 1:
@@ -274,3 +277,23 @@ def _check(s: Settings) -> None:
         raise ConfigError("thresholds.drift_score: must not be negative")
     if s.notifications.min_severity.upper() not in _SEVERITIES:
         raise ConfigError(f"notifications.min_severity: must be one of {', '.join(_SEVERITIES)}")
+
+
+def _check_tls_files(server: ServerSettings) -> None:
+    """Load the PEM files the way the server will, so a bad one is named now, not as "failed to bind"."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_verify_locations(cafile=server.tls_cert)
+    except (ssl.SSLError, OSError):
+        raise ConfigError(f"server.tls_cert: {server.tls_cert} holds no PEM certificate") from None
+    try:
+        # password="" so that an encrypted key fails here instead of prompting on the terminal.
+        ctx.load_cert_chain(server.tls_cert, server.tls_key, password="")
+    except (ssl.SSLError, OSError):
+        raise ConfigError(f"server.tls_key: {server.tls_key} is not an unencrypted PEM private key "
+                          f"matching server.tls_cert") from None
+    if server.tls_client_ca:
+        try:
+            ctx.load_verify_locations(cafile=server.tls_client_ca)
+        except (ssl.SSLError, OSError):
+            raise ConfigError(f"server.tls_client_ca: {server.tls_client_ca} holds no PEM certificate") from None

@@ -108,37 +108,41 @@ class _DeploymentEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_D
     DESCRIPTOR: _descriptor.EnumDescriptor
     DEPLOYMENT_EVENT_KIND_UNSPECIFIED: _DeploymentEventKind.ValueType  # 0
     DEPLOYMENT_EVENT_KIND_CREATED: _DeploymentEventKind.ValueType  # 1
-    DEPLOYMENT_EVENT_KIND_STARTED: _DeploymentEventKind.ValueType  # 2
-    DEPLOYMENT_EVENT_KIND_STEP_ADVANCED: _DeploymentEventKind.ValueType  # 3
-    DEPLOYMENT_EVENT_KIND_GATE_FAILED: _DeploymentEventKind.ValueType  # 4
+    """Stored as PENDING."""
+    DEPLOYMENT_EVENT_KIND_STEP_STARTED: _DeploymentEventKind.ValueType  # 2
+    """Traffic (or a batch of instances) moved to the next step; the first one starts the rollout."""
+    DEPLOYMENT_EVENT_KIND_GATE_FAILED: _DeploymentEventKind.ValueType  # 3
+    """A non-critical gate failed; counts toward failure_limit."""
+    DEPLOYMENT_EVENT_KIND_INSTANCE_LOST: _DeploymentEventKind.ValueType  # 4
+    """A serving instance stopped sending heartbeats and is no longer counted."""
     DEPLOYMENT_EVENT_KIND_PAUSED: _DeploymentEventKind.ValueType  # 5
     DEPLOYMENT_EVENT_KIND_RESUMED: _DeploymentEventKind.ValueType  # 6
-    DEPLOYMENT_EVENT_KIND_PROMOTED: _DeploymentEventKind.ValueType  # 7
-    DEPLOYMENT_EVENT_KIND_ROLLING_BACK: _DeploymentEventKind.ValueType  # 8
-    DEPLOYMENT_EVENT_KIND_ROLLED_BACK: _DeploymentEventKind.ValueType  # 9
+    DEPLOYMENT_EVENT_KIND_ROLLBACK_STARTED: _DeploymentEventKind.ValueType  # 7
+    """Traffic is back on the previous version."""
+    DEPLOYMENT_EVENT_KIND_ROLLED_BACK: _DeploymentEventKind.ValueType  # 8
+    DEPLOYMENT_EVENT_KIND_SUCCEEDED: _DeploymentEventKind.ValueType  # 9
     DEPLOYMENT_EVENT_KIND_ABORTED: _DeploymentEventKind.ValueType  # 10
     DEPLOYMENT_EVENT_KIND_FAILED: _DeploymentEventKind.ValueType  # 11
-    DEPLOYMENT_EVENT_KIND_SUCCEEDED: _DeploymentEventKind.ValueType  # 12
-    DEPLOYMENT_EVENT_KIND_BATCH_ASSIGNED: _DeploymentEventKind.ValueType  # 13
-    DEPLOYMENT_EVENT_KIND_TRAFFIC_SWITCHED: _DeploymentEventKind.ValueType  # 14
 
 class DeploymentEventKind(_DeploymentEventKind, metaclass=_DeploymentEventKindEnumTypeWrapper): ...
 
 DEPLOYMENT_EVENT_KIND_UNSPECIFIED: DeploymentEventKind.ValueType  # 0
 DEPLOYMENT_EVENT_KIND_CREATED: DeploymentEventKind.ValueType  # 1
-DEPLOYMENT_EVENT_KIND_STARTED: DeploymentEventKind.ValueType  # 2
-DEPLOYMENT_EVENT_KIND_STEP_ADVANCED: DeploymentEventKind.ValueType  # 3
-DEPLOYMENT_EVENT_KIND_GATE_FAILED: DeploymentEventKind.ValueType  # 4
+"""Stored as PENDING."""
+DEPLOYMENT_EVENT_KIND_STEP_STARTED: DeploymentEventKind.ValueType  # 2
+"""Traffic (or a batch of instances) moved to the next step; the first one starts the rollout."""
+DEPLOYMENT_EVENT_KIND_GATE_FAILED: DeploymentEventKind.ValueType  # 3
+"""A non-critical gate failed; counts toward failure_limit."""
+DEPLOYMENT_EVENT_KIND_INSTANCE_LOST: DeploymentEventKind.ValueType  # 4
+"""A serving instance stopped sending heartbeats and is no longer counted."""
 DEPLOYMENT_EVENT_KIND_PAUSED: DeploymentEventKind.ValueType  # 5
 DEPLOYMENT_EVENT_KIND_RESUMED: DeploymentEventKind.ValueType  # 6
-DEPLOYMENT_EVENT_KIND_PROMOTED: DeploymentEventKind.ValueType  # 7
-DEPLOYMENT_EVENT_KIND_ROLLING_BACK: DeploymentEventKind.ValueType  # 8
-DEPLOYMENT_EVENT_KIND_ROLLED_BACK: DeploymentEventKind.ValueType  # 9
+DEPLOYMENT_EVENT_KIND_ROLLBACK_STARTED: DeploymentEventKind.ValueType  # 7
+"""Traffic is back on the previous version."""
+DEPLOYMENT_EVENT_KIND_ROLLED_BACK: DeploymentEventKind.ValueType  # 8
+DEPLOYMENT_EVENT_KIND_SUCCEEDED: DeploymentEventKind.ValueType  # 9
 DEPLOYMENT_EVENT_KIND_ABORTED: DeploymentEventKind.ValueType  # 10
 DEPLOYMENT_EVENT_KIND_FAILED: DeploymentEventKind.ValueType  # 11
-DEPLOYMENT_EVENT_KIND_SUCCEEDED: DeploymentEventKind.ValueType  # 12
-DEPLOYMENT_EVENT_KIND_BATCH_ASSIGNED: DeploymentEventKind.ValueType  # 13
-DEPLOYMENT_EVENT_KIND_TRAFFIC_SWITCHED: DeploymentEventKind.ValueType  # 14
 Global___DeploymentEventKind: _TypeAlias = DeploymentEventKind  # noqa: Y015
 
 class _InstanceState:
@@ -180,6 +184,7 @@ class Thresholds(_message.Message):
     LATENCY_P95_MS_FIELD_NUMBER: _builtins.int
     DRIFT_SCORE_FIELD_NUMBER: _builtins.int
     MAX_ERROR_RATE_INCREASE_FIELD_NUMBER: _builtins.int
+    RELATIVE_ALPHA_FIELD_NUMBER: _builtins.int
     error_rate: _builtins.float
     latency_p95_ms: _builtins.float
     drift_score: _builtins.float
@@ -187,6 +192,8 @@ class Thresholds(_message.Message):
     """Relative gate: the canary's error rate may exceed the stable version's by at most
     this many points (0.02 = 2 points), judged with a two-proportion test.
     """
+    relative_alpha: _builtins.float
+    """Significance of the relative gate's test (default 0.05): it fails only on a real difference."""
     def __init__(
         self,
         *,
@@ -194,10 +201,11 @@ class Thresholds(_message.Message):
         latency_p95_ms: _builtins.float | None = ...,
         drift_score: _builtins.float | None = ...,
         max_error_rate_increase: _builtins.float | None = ...,
+        relative_alpha: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_drift_score", b"_drift_score", "_error_rate", b"_error_rate", "_latency_p95_ms", b"_latency_p95_ms", "_max_error_rate_increase", b"_max_error_rate_increase", "drift_score", b"drift_score", "error_rate", b"error_rate", "latency_p95_ms", b"latency_p95_ms", "max_error_rate_increase", b"max_error_rate_increase"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_drift_score", b"_drift_score", "_error_rate", b"_error_rate", "_latency_p95_ms", b"_latency_p95_ms", "_max_error_rate_increase", b"_max_error_rate_increase", "_relative_alpha", b"_relative_alpha", "drift_score", b"drift_score", "error_rate", b"error_rate", "latency_p95_ms", b"latency_p95_ms", "max_error_rate_increase", b"max_error_rate_increase", "relative_alpha", b"relative_alpha"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_drift_score", b"_drift_score", "_error_rate", b"_error_rate", "_latency_p95_ms", b"_latency_p95_ms", "_max_error_rate_increase", b"_max_error_rate_increase", "drift_score", b"drift_score", "error_rate", b"error_rate", "latency_p95_ms", b"latency_p95_ms", "max_error_rate_increase", b"max_error_rate_increase"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_drift_score", b"_drift_score", "_error_rate", b"_error_rate", "_latency_p95_ms", b"_latency_p95_ms", "_max_error_rate_increase", b"_max_error_rate_increase", "_relative_alpha", b"_relative_alpha", "drift_score", b"drift_score", "error_rate", b"error_rate", "latency_p95_ms", b"latency_p95_ms", "max_error_rate_increase", b"max_error_rate_increase", "relative_alpha", b"relative_alpha"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__drift_score: _TypeAlias = _typing.Literal["drift_score"]  # noqa: Y015
     _WhichOneofArgType__drift_score: _TypeAlias = _typing.Literal["_drift_score", b"_drift_score"]  # noqa: Y015
@@ -207,6 +215,8 @@ class Thresholds(_message.Message):
     _WhichOneofArgType__latency_p95_ms: _TypeAlias = _typing.Literal["_latency_p95_ms", b"_latency_p95_ms"]  # noqa: Y015
     _WhichOneofReturnType__max_error_rate_increase: _TypeAlias = _typing.Literal["max_error_rate_increase"]  # noqa: Y015
     _WhichOneofArgType__max_error_rate_increase: _TypeAlias = _typing.Literal["_max_error_rate_increase", b"_max_error_rate_increase"]  # noqa: Y015
+    _WhichOneofReturnType__relative_alpha: _TypeAlias = _typing.Literal["relative_alpha"]  # noqa: Y015
+    _WhichOneofArgType__relative_alpha: _TypeAlias = _typing.Literal["_relative_alpha", b"_relative_alpha"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__drift_score) -> _WhichOneofReturnType__drift_score | None: ...
     @_typing.overload
@@ -215,6 +225,8 @@ class Thresholds(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__latency_p95_ms) -> _WhichOneofReturnType__latency_p95_ms | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_error_rate_increase) -> _WhichOneofReturnType__max_error_rate_increase | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__relative_alpha) -> _WhichOneofReturnType__relative_alpha | None: ...
 
 Global___Thresholds: _TypeAlias = Thresholds  # noqa: Y015
 
@@ -233,11 +245,14 @@ class DeploymentParams(_message.Message):
     THRESHOLDS_FIELD_NUMBER: _builtins.int
     MAX_UNAVAILABLE_FIELD_NUMBER: _builtins.int
     MAX_SURGE_FIELD_NUMBER: _builtins.int
+    CRITICAL_GATES_FIELD_NUMBER: _builtins.int
     min_samples: _builtins.int
     failure_limit: _builtins.int
-    max_unavailable: _builtins.int
-    """Rolling: instances that may be out of service at once, and extra ones beyond the batch."""
-    max_surge: _builtins.int
+    max_unavailable: _builtins.str
+    """Rolling: instances that may be switching at once, and extra ones beyond that,
+    as a count ("2") or a percentage ("25%"); empty means "25%".
+    """
+    max_surge: _builtins.str
     @_builtins.property
     def steps(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Traffic percentages for canary steps, increasing, ending at 100."""
@@ -250,6 +265,12 @@ class DeploymentParams(_message.Message):
     def bake_time(self) -> _duration_pb2.Duration: ...
     @_builtins.property
     def thresholds(self) -> Global___Thresholds: ...
+    @_builtins.property
+    def critical_gates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Gates whose breach rolls back at once, on ingest: "error_rate", "latency_p95",
+        "drift_score", "relative_error_rate". Empty means the default, error_rate only.
+        """
+
     def __init__(
         self,
         *,
@@ -260,27 +281,20 @@ class DeploymentParams(_message.Message):
         progress_deadline: _duration_pb2.Duration | None = ...,
         bake_time: _duration_pb2.Duration | None = ...,
         thresholds: Global___Thresholds | None = ...,
-        max_unavailable: _builtins.int | None = ...,
-        max_surge: _builtins.int | None = ...,
+        max_unavailable: _builtins.str = ...,
+        max_surge: _builtins.str = ...,
+        critical_gates: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_failure_limit", b"_failure_limit", "_max_surge", b"_max_surge", "_max_unavailable", b"_max_unavailable", "_min_samples", b"_min_samples", "bake_time", b"bake_time", "failure_limit", b"failure_limit", "max_surge", b"max_surge", "max_unavailable", b"max_unavailable", "min_samples", b"min_samples", "progress_deadline", b"progress_deadline", "step_interval", b"step_interval", "thresholds", b"thresholds"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_failure_limit", b"_failure_limit", "_min_samples", b"_min_samples", "bake_time", b"bake_time", "failure_limit", b"failure_limit", "min_samples", b"min_samples", "progress_deadline", b"progress_deadline", "step_interval", b"step_interval", "thresholds", b"thresholds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_failure_limit", b"_failure_limit", "_max_surge", b"_max_surge", "_max_unavailable", b"_max_unavailable", "_min_samples", b"_min_samples", "bake_time", b"bake_time", "failure_limit", b"failure_limit", "max_surge", b"max_surge", "max_unavailable", b"max_unavailable", "min_samples", b"min_samples", "progress_deadline", b"progress_deadline", "step_interval", b"step_interval", "steps", b"steps", "thresholds", b"thresholds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_failure_limit", b"_failure_limit", "_min_samples", b"_min_samples", "bake_time", b"bake_time", "critical_gates", b"critical_gates", "failure_limit", b"failure_limit", "max_surge", b"max_surge", "max_unavailable", b"max_unavailable", "min_samples", b"min_samples", "progress_deadline", b"progress_deadline", "step_interval", b"step_interval", "steps", b"steps", "thresholds", b"thresholds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__failure_limit: _TypeAlias = _typing.Literal["failure_limit"]  # noqa: Y015
     _WhichOneofArgType__failure_limit: _TypeAlias = _typing.Literal["_failure_limit", b"_failure_limit"]  # noqa: Y015
-    _WhichOneofReturnType__max_surge: _TypeAlias = _typing.Literal["max_surge"]  # noqa: Y015
-    _WhichOneofArgType__max_surge: _TypeAlias = _typing.Literal["_max_surge", b"_max_surge"]  # noqa: Y015
-    _WhichOneofReturnType__max_unavailable: _TypeAlias = _typing.Literal["max_unavailable"]  # noqa: Y015
-    _WhichOneofArgType__max_unavailable: _TypeAlias = _typing.Literal["_max_unavailable", b"_max_unavailable"]  # noqa: Y015
     _WhichOneofReturnType__min_samples: _TypeAlias = _typing.Literal["min_samples"]  # noqa: Y015
     _WhichOneofArgType__min_samples: _TypeAlias = _typing.Literal["_min_samples", b"_min_samples"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__failure_limit) -> _WhichOneofReturnType__failure_limit | None: ...
-    @_typing.overload
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_surge) -> _WhichOneofReturnType__max_surge | None: ...
-    @_typing.overload
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_unavailable) -> _WhichOneofReturnType__max_unavailable | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__min_samples) -> _WhichOneofReturnType__min_samples | None: ...
 
@@ -305,7 +319,7 @@ class GateEvaluation(_message.Message):
     """"error_rate", "latency_p95", "drift_score" or "relative_error_rate"."""
     value: _builtins.float
     threshold: _builtins.float
-    samples: _builtins.int
+    samples: _builtins.float
     verdict: Global___GateVerdict.ValueType
     critical: _builtins.bool
     """A critical gate's breach rolls back at once, without waiting for the failure limit."""
@@ -321,22 +335,24 @@ class GateEvaluation(_message.Message):
         self,
         *,
         gate: _builtins.str = ...,
-        value: _builtins.float = ...,
+        value: _builtins.float | None = ...,
         threshold: _builtins.float = ...,
         window_start: _timestamp_pb2.Timestamp | None = ...,
         window_end: _timestamp_pb2.Timestamp | None = ...,
-        samples: _builtins.int = ...,
+        samples: _builtins.float = ...,
         verdict: Global___GateVerdict.ValueType = ...,
         critical: _builtins.bool = ...,
         step: _builtins.int = ...,
         evaluated_at: _timestamp_pb2.Timestamp | None = ...,
         detail: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["evaluated_at", b"evaluated_at", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_value", b"_value", "evaluated_at", b"evaluated_at", "value", b"value", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["critical", b"critical", "detail", b"detail", "evaluated_at", b"evaluated_at", "gate", b"gate", "samples", b"samples", "step", b"step", "threshold", b"threshold", "value", b"value", "verdict", b"verdict", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_value", b"_value", "critical", b"critical", "detail", b"detail", "evaluated_at", b"evaluated_at", "gate", b"gate", "samples", b"samples", "step", b"step", "threshold", b"threshold", "value", b"value", "verdict", b"verdict", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__value: _TypeAlias = _typing.Literal["value"]  # noqa: Y015
+    _WhichOneofArgType__value: _TypeAlias = _typing.Literal["_value", b"_value"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__value) -> _WhichOneofReturnType__value | None: ...
 
 Global___GateEvaluation: _TypeAlias = GateEvaluation  # noqa: Y015
 
@@ -434,6 +450,7 @@ class DeploymentEvent(_message.Message):
     TRAFFIC_PERCENT_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     TIME_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """Per deployment, 1, 2, 3 ... with no gaps: a watcher can tell it missed nothing."""
     deployment_id: _builtins.str
@@ -442,6 +459,7 @@ class DeploymentEvent(_message.Message):
     step: _builtins.int
     traffic_percent: _builtins.float
     message: _builtins.str
+    model: _builtins.str
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -455,10 +473,11 @@ class DeploymentEvent(_message.Message):
         traffic_percent: _builtins.float = ...,
         message: _builtins.str = ...,
         time: _timestamp_pb2.Timestamp | None = ...,
+        model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deployment_id", b"deployment_id", "kind", b"kind", "message", b"message", "seq", b"seq", "state", b"state", "step", b"step", "time", b"time", "traffic_percent", b"traffic_percent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deployment_id", b"deployment_id", "kind", b"kind", "message", b"message", "model", b"model", "seq", b"seq", "state", b"state", "step", b"step", "time", b"time", "traffic_percent", b"traffic_percent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -50,7 +50,7 @@ def tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], A
 
 
 def checked(request: Any) -> Any:
-    """The request, or for a client stream an iterator over it; raises `MalformedRequestError` on bad bytes."""
+    """The request (for a client stream, a checking iterator over it); `MalformedRequestError` on bad bytes."""
     if isinstance(request, Malformed):
         raise request.error()
     if hasattr(request, "__aiter__"):

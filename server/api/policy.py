@@ -20,6 +20,10 @@ def _name_version(r: Any) -> str:
     return f"{r.name}:{r.version}" if r.version else r.name
 
 
+def _role_name(value: int) -> str:
+    return Role(value).name.lower() if value in {r.value for r in Role} else f"role {value}"
+
+
 def _id(r: Any) -> str:
     return r.id
 
@@ -35,6 +39,6 @@ POLICIES: dict[str, RpcPolicy] = {
     "GetSystemStatus": RpcPolicy(Role.VIEWER, False),
     "RestartSystem": RpcPolicy(Role.ADMIN, True, lambda r: r.reason),
     "ListAuditEvents": RpcPolicy(Role.VIEWER, False),
-    "CreateToken": RpcPolicy(Role.ADMIN, True, lambda r: f"{r.name} ({r.role})"),
+    "CreateToken": RpcPolicy(Role.ADMIN, True, lambda r: f"{r.name} ({_role_name(r.role)})"),
     "RevokeToken": RpcPolicy(Role.ADMIN, True, _id),
 }
