@@ -31,9 +31,15 @@ from .config import RESTART_ONLY_KEYS, ConfigError, Settings, load_settings
 from .errors import FailedPreconditionError
 from .metrics.exporter import MetricsExporter, SystemSampler
 from .metrics.recorder import MetricsRecorder
+from .deployments.engine import DeploymentController
+from .deployments.instances import InstanceService
+from .events import EventHub
 from .registry.artifacts import ArtifactStore
 from .registry.service import RegistryService
+from .rollouts import Announcer, Reconciler
 from .store.db import Database
+from .store.deployments import SqlDeploymentRepository, protected_versions, traffic_lookup
+from .telemetry.store import MetricsStore
 from .system.components import Supervisor
 from .system.status import SystemProbe
 
@@ -55,16 +61,30 @@ class ControllerApp:
         self.tokens = TokenService(self.db, self.clock)
         self.audit = AuditLog(self.db, self.clock)
         self.registry = RegistryService(self.db, self.clock, ArtifactStore(settings.models_path),
-                                        max_versions=settings.registry.max_versions)
+                                        max_versions=settings.registry.max_versions,
+                                        protected_versions=protected_versions, traffic_lookup=traffic_lookup)
         self.probe = SystemProbe(self.db, self.clock)
+        self.hub = EventHub()
+        self.metrics_store = MetricsStore(self.clock)
+        repo = SqlDeploymentRepository(self.db)
+        self.deployments = DeploymentController(repo, self.clock, self.metrics_store, defaults=settings.deployment,
+                                                thresholds=settings.thresholds,
+                                                heartbeat_interval=settings.deployment.heartbeat_interval)
+        self.instances = InstanceService(repo, self.clock)
+        self.announcer = Announcer(self.hub, self.recorder)
+        self.reconciler = Reconciler(self.deployments, self.announcer, self.run, self.clock, self.supervisor,
+                                     interval=settings.deployment.reconcile_interval)
         self.services = Services(settings=settings, clock=self.clock, db=self.db, run=self.run,
                                  registry=self.registry, tokens=self.tokens, audit=self.audit, probe=self.probe,
-                                 supervisor=self.supervisor, recorder=self.recorder, restart=self.restart)
+                                 supervisor=self.supervisor, recorder=self.recorder, restart=self.restart,
+                                 deployments=self.deployments, instances=self.instances, metrics=self.metrics_store,
+                                 hub=self.hub, announcer=self.announcer, reconciler=self.reconciler)
         self.health = HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.port: int | None = None
         self.metrics = MetricsExporter(self.recorder, settings.server.metrics_address)
         self.supervisor.add(self.metrics)
+        self.supervisor.add(self.reconciler)
         self.supervisor.add(SystemSampler(self.recorder, self.probe, self.registry.counts, self.run, self.clock,
                                           self.supervisor))
         self.admin_token_file: str | None = None
@@ -73,6 +93,7 @@ class ControllerApp:
         """Migrate, bootstrap the admin token, bind and serve. Returns the bound port."""
         s = self.settings
         s.data_path.mkdir(parents=True, exist_ok=True)
+        self.hub.bind(asyncio.get_running_loop())
         await self.run(self.db.migrate)
         if s.auth.enabled:
             written = await self.run(self.tokens.ensure_admin, s.admin_token_path,
@@ -114,6 +135,7 @@ class ControllerApp:
     async def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING first so balancers stop sending, then drain and stop."""
         await self.health.enter_graceful_shutdown()
+        self.hub.close()  # watch streams end cleanly instead of being cut at the end of the grace period
         await self.supervisor.stop_all()
         if self.server is not None:
             await self.server.stop(self.settings.server.shutdown_grace if grace is None else grace)
@@ -138,6 +160,9 @@ class ControllerApp:
         self.settings = _keep_restart_only(old, new)
         self.services.settings = self.settings
         self.registry.max_versions = self.settings.registry.max_versions
+        self.deployments.reconfigure(self.settings.deployment, self.settings.thresholds)
+        self.deployments.heartbeat_interval = self.settings.deployment.heartbeat_interval
+        self.reconciler.interval = self.settings.deployment.reconcile_interval
         await self.supervisor.restart_all()
         if ignored:
             log.warning("config reloaded; these keys need a process restart to take effect: %s", ", ".join(ignored))

@@ -68,6 +68,8 @@ class DeploymentSettings:
     bake_time: float = 60.0
     #: How often the reconcile loop ticks when nothing wakes it earlier.
     reconcile_interval: float = 1.0
+    #: How often serving instances must heartbeat; silent for 3 intervals means lost.
+    heartbeat_interval: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,8 @@ RESTART_ONLY_KEYS = frozenset({
     "server.keepalive_time", "server.keepalive_timeout", "server.worker_threads", "database.url",
     "registry.models_dir", "auth.enabled", "auth.admin_token_file",
 })
-_DURATION_KEYS = {"step_interval", "progress_deadline", "bake_time", "reconcile_interval", "shutdown_grace",
+_DURATION_KEYS = {"step_interval", "progress_deadline", "bake_time", "reconcile_interval", "heartbeat_interval",
+                  "shutdown_grace",
                   "keepalive_min_ping_interval", "keepalive_time", "keepalive_timeout", "busy_timeout"}
 _ADDRESS_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
 _SEVERITIES = ("INFO", "WARNING", "ERROR", "CRITICAL")
@@ -268,6 +271,8 @@ def _check(s: Settings) -> None:
         raise ConfigError("deployment.failure_limit: must be at least 1")
     if d.reconcile_interval <= 0:
         raise ConfigError("deployment.reconcile_interval: must be positive")
+    if d.heartbeat_interval < 0.1:
+        raise ConfigError("deployment.heartbeat_interval: must be at least 100ms")
     t = s.thresholds
     if not 0 <= t.error_rate <= 1:
         raise ConfigError("thresholds.error_rate: must be between 0 and 1")

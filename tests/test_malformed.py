@@ -18,6 +18,7 @@ MAX_MESSAGE = 65536
 SERVICE = controller_pb2.DESCRIPTOR.services_by_name["ModelController"]
 UNARY = [m.name for m in SERVICE.methods if not m.client_streaming and not m.server_streaming]
 CLIENT_STREAMING = [m.name for m in SERVICE.methods if m.client_streaming]
+SERVER_STREAMING = [m.name for m in SERVICE.methods if m.server_streaming and not m.client_streaming]
 GARBAGE = [
     pytest.param(b"\xff\xff\xff\xff", id="bad-tag"),
     pytest.param(b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", id="huge-length"),
@@ -77,7 +78,7 @@ def chunk(data: bytes) -> registry_pb2.UploadArtifactRequest:
 
 
 def test_the_lists_cover_the_whole_service() -> None:
-    covered = set(UNARY) | set(CLIENT_STREAMING)
+    covered = set(UNARY) | set(CLIENT_STREAMING) | set(SERVER_STREAMING)
     assert covered == {m.name for m in SERVICE.methods}, "a new kind of RPC: cover it here"
 
 
@@ -91,6 +92,17 @@ def test_garbage_to_every_unary_rpc_is_invalid_argument(server: ThreadedServer, 
         err = raw_unary(channel, path(rpc), payload.values[0], server.admin_token)
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (rpc, payload.id, err.code(), err.details())
         assert "malformed request" in err.details()
+    assert_still_serving(server)
+
+
+@pytest.mark.parametrize("rpc", SERVER_STREAMING)
+def test_garbage_to_every_server_stream_is_invalid_argument(server: ThreadedServer, channel: grpc.Channel,
+                                                            rpc: str) -> None:
+    call = channel.unary_stream(path(rpc), request_serializer=None, response_deserializer=None)
+    for payload in GARBAGE:
+        with pytest.raises(grpc.RpcError) as err:
+            list(call(payload.values[0], metadata=[("authorization", f"Bearer {server.admin_token}")], timeout=10))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (rpc, payload.id, err.value.code())
     assert_still_serving(server)
 
 

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from modelctl.v1 import deployment_pb2 as modelctl_dot_v1_dot_deployment__pb2
 from modelctl.v1 import registry_pb2 as modelctl_dot_v1_dot_registry__pb2
 from modelctl.v1 import system_pb2 as modelctl_dot_v1_dot_system__pb2
 
@@ -61,6 +62,81 @@ class ModelControllerStub:
                 '/modelctl.v1.ModelController/ArchiveModelVersion',
                 request_serializer=modelctl_dot_v1_dot_registry__pb2.ArchiveModelVersionRequest.SerializeToString,
                 response_deserializer=modelctl_dot_v1_dot_registry__pb2.ModelVersion.FromString,
+                _registered_method=True)
+        self.DeployModel = channel.unary_unary(
+                '/modelctl.v1.ModelController/DeployModel',
+                request_serializer=modelctl_dot_v1_dot_deployment__pb2.DeployModelRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_deployment__pb2.Deployment.FromString,
+                _registered_method=True)
+        self.RollbackModel = channel.unary_unary(
+                '/modelctl.v1.ModelController/RollbackModel',
+                request_serializer=modelctl_dot_v1_dot_deployment__pb2.RollbackModelRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_deployment__pb2.Deployment.FromString,
+                _registered_method=True)
+        self.GetDeployment = channel.unary_unary(
+                '/modelctl.v1.ModelController/GetDeployment',
+                request_serializer=modelctl_dot_v1_dot_deployment__pb2.GetDeploymentRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_deployment__pb2.Deployment.FromString,
+                _registered_method=True)
+        self.ListDeployments = channel.unary_unary(
+                '/modelctl.v1.ModelController/ListDeployments',
+                request_serializer=modelctl_dot_v1_dot_deployment__pb2.ListDeploymentsRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_deployment__pb2.ListDeploymentsResponse.FromString,
+                _registered_method=True)
+        self.WatchDeployment = channel.unary_stream(
+                '/modelctl.v1.ModelController/WatchDeployment',
+                request_serializer=modelctl_dot_v1_dot_deployment__pb2.WatchDeploymentRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_deployment__pb2.DeploymentEvent.FromString,
+                _registered_method=True)
+        self.PromoteDeployment = channel.unary_unary(
+                '/modelctl.v1.ModelController/PromoteDeployment',
+                request_serializer=modelctl_dot_v1_dot_deployment__pb2.DeploymentActionRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_deployment__pb2.Deployment.FromString,
+                _registered_method=True)
+        self.PauseDeployment = channel.unary_unary(
+                '/modelctl.v1.ModelController/PauseDeployment',
+                request_serializer=modelctl_dot_v1_dot_deployment__pb2.DeploymentActionRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_deployment__pb2.Deployment.FromString,
+                _registered_method=True)
+        self.ResumeDeployment = channel.unary_unary(
+                '/modelctl.v1.ModelController/ResumeDeployment',
+                request_serializer=modelctl_dot_v1_dot_deployment__pb2.DeploymentActionRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_deployment__pb2.Deployment.FromString,
+                _registered_method=True)
+        self.AbortDeployment = channel.unary_unary(
+                '/modelctl.v1.ModelController/AbortDeployment',
+                request_serializer=modelctl_dot_v1_dot_deployment__pb2.DeploymentActionRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_deployment__pb2.Deployment.FromString,
+                _registered_method=True)
+        self.GetTrafficSplit = channel.unary_unary(
+                '/modelctl.v1.ModelController/GetTrafficSplit',
+                request_serializer=modelctl_dot_v1_dot_deployment__pb2.GetTrafficSplitRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_deployment__pb2.TrafficSplit.FromString,
+                _registered_method=True)
+        self.WatchTrafficSplit = channel.unary_stream(
+                '/modelctl.v1.ModelController/WatchTrafficSplit',
+                request_serializer=modelctl_dot_v1_dot_deployment__pb2.WatchTrafficSplitRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_deployment__pb2.TrafficSplit.FromString,
+                _registered_method=True)
+        self.RegisterInstance = channel.unary_unary(
+                '/modelctl.v1.ModelController/RegisterInstance',
+                request_serializer=modelctl_dot_v1_dot_deployment__pb2.RegisterInstanceRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_deployment__pb2.Instance.FromString,
+                _registered_method=True)
+        self.Heartbeat = channel.unary_unary(
+                '/modelctl.v1.ModelController/Heartbeat',
+                request_serializer=modelctl_dot_v1_dot_deployment__pb2.HeartbeatRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_deployment__pb2.HeartbeatResponse.FromString,
+                _registered_method=True)
+        self.WatchAssignment = channel.unary_stream(
+                '/modelctl.v1.ModelController/WatchAssignment',
+                request_serializer=modelctl_dot_v1_dot_deployment__pb2.WatchAssignmentRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_deployment__pb2.Assignment.FromString,
+                _registered_method=True)
+        self.ReportMetrics = channel.unary_unary(
+                '/modelctl.v1.ModelController/ReportMetrics',
+                request_serializer=modelctl_dot_v1_dot_deployment__pb2.ReportMetricsRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_deployment__pb2.ReportMetricsResponse.FromString,
                 _registered_method=True)
         self.GetSystemStatus = channel.unary_unary(
                 '/modelctl.v1.ModelController/GetSystemStatus',
@@ -126,6 +202,106 @@ class ModelControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeployModel(self, request, context):
+        """--- deployment ---
+        Starts a rollout; FAILED_PRECONDITION while another deployment of the model is active.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackModel(self, request, context):
+        """An immediate deployment back to the previous version (or to_version).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDeployment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeployments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchDeployment(self, request, context):
+        """Every event of the deployment (replayed after after_seq), then live ones, until a final state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PromoteDeployment(self, request, context):
+        """Skip the remaining steps: 100 % now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseDeployment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeDeployment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AbortDeployment(self, request, context):
+        """Traffic back to the previous version; state ABORTED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTrafficSplit(self, request, context):
+        """--- data plane ---
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchTrafficSplit(self, request, context):
+        """The current split first, then every change.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterInstance(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Heartbeat(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchAssignment(self, request, context):
+        """The version the instance must load now, then every change.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportMetrics(self, request, context):
+        """--- telemetry ---
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSystemStatus(self, request, context):
         """--- system ---
         """
@@ -184,6 +360,81 @@ def add_ModelControllerServicer_to_server(servicer, server):
                     servicer.ArchiveModelVersion,
                     request_deserializer=modelctl_dot_v1_dot_registry__pb2.ArchiveModelVersionRequest.FromString,
                     response_serializer=modelctl_dot_v1_dot_registry__pb2.ModelVersion.SerializeToString,
+            ),
+            'DeployModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeployModel,
+                    request_deserializer=modelctl_dot_v1_dot_deployment__pb2.DeployModelRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_deployment__pb2.Deployment.SerializeToString,
+            ),
+            'RollbackModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackModel,
+                    request_deserializer=modelctl_dot_v1_dot_deployment__pb2.RollbackModelRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_deployment__pb2.Deployment.SerializeToString,
+            ),
+            'GetDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDeployment,
+                    request_deserializer=modelctl_dot_v1_dot_deployment__pb2.GetDeploymentRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_deployment__pb2.Deployment.SerializeToString,
+            ),
+            'ListDeployments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeployments,
+                    request_deserializer=modelctl_dot_v1_dot_deployment__pb2.ListDeploymentsRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_deployment__pb2.ListDeploymentsResponse.SerializeToString,
+            ),
+            'WatchDeployment': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchDeployment,
+                    request_deserializer=modelctl_dot_v1_dot_deployment__pb2.WatchDeploymentRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_deployment__pb2.DeploymentEvent.SerializeToString,
+            ),
+            'PromoteDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteDeployment,
+                    request_deserializer=modelctl_dot_v1_dot_deployment__pb2.DeploymentActionRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_deployment__pb2.Deployment.SerializeToString,
+            ),
+            'PauseDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseDeployment,
+                    request_deserializer=modelctl_dot_v1_dot_deployment__pb2.DeploymentActionRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_deployment__pb2.Deployment.SerializeToString,
+            ),
+            'ResumeDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeDeployment,
+                    request_deserializer=modelctl_dot_v1_dot_deployment__pb2.DeploymentActionRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_deployment__pb2.Deployment.SerializeToString,
+            ),
+            'AbortDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.AbortDeployment,
+                    request_deserializer=modelctl_dot_v1_dot_deployment__pb2.DeploymentActionRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_deployment__pb2.Deployment.SerializeToString,
+            ),
+            'GetTrafficSplit': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTrafficSplit,
+                    request_deserializer=modelctl_dot_v1_dot_deployment__pb2.GetTrafficSplitRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_deployment__pb2.TrafficSplit.SerializeToString,
+            ),
+            'WatchTrafficSplit': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchTrafficSplit,
+                    request_deserializer=modelctl_dot_v1_dot_deployment__pb2.WatchTrafficSplitRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_deployment__pb2.TrafficSplit.SerializeToString,
+            ),
+            'RegisterInstance': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterInstance,
+                    request_deserializer=modelctl_dot_v1_dot_deployment__pb2.RegisterInstanceRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_deployment__pb2.Instance.SerializeToString,
+            ),
+            'Heartbeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.Heartbeat,
+                    request_deserializer=modelctl_dot_v1_dot_deployment__pb2.HeartbeatRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_deployment__pb2.HeartbeatResponse.SerializeToString,
+            ),
+            'WatchAssignment': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAssignment,
+                    request_deserializer=modelctl_dot_v1_dot_deployment__pb2.WatchAssignmentRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_deployment__pb2.Assignment.SerializeToString,
+            ),
+            'ReportMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportMetrics,
+                    request_deserializer=modelctl_dot_v1_dot_deployment__pb2.ReportMetricsRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_deployment__pb2.ReportMetricsResponse.SerializeToString,
             ),
             'GetSystemStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSystemStatus,
@@ -348,6 +599,411 @@ class ModelController:
             '/modelctl.v1.ModelController/ArchiveModelVersion',
             modelctl_dot_v1_dot_registry__pb2.ArchiveModelVersionRequest.SerializeToString,
             modelctl_dot_v1_dot_registry__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeployModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/DeployModel',
+            modelctl_dot_v1_dot_deployment__pb2.DeployModelRequest.SerializeToString,
+            modelctl_dot_v1_dot_deployment__pb2.Deployment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/RollbackModel',
+            modelctl_dot_v1_dot_deployment__pb2.RollbackModelRequest.SerializeToString,
+            modelctl_dot_v1_dot_deployment__pb2.Deployment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/GetDeployment',
+            modelctl_dot_v1_dot_deployment__pb2.GetDeploymentRequest.SerializeToString,
+            modelctl_dot_v1_dot_deployment__pb2.Deployment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeployments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/ListDeployments',
+            modelctl_dot_v1_dot_deployment__pb2.ListDeploymentsRequest.SerializeToString,
+            modelctl_dot_v1_dot_deployment__pb2.ListDeploymentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/modelctl.v1.ModelController/WatchDeployment',
+            modelctl_dot_v1_dot_deployment__pb2.WatchDeploymentRequest.SerializeToString,
+            modelctl_dot_v1_dot_deployment__pb2.DeploymentEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PromoteDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/PromoteDeployment',
+            modelctl_dot_v1_dot_deployment__pb2.DeploymentActionRequest.SerializeToString,
+            modelctl_dot_v1_dot_deployment__pb2.Deployment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/PauseDeployment',
+            modelctl_dot_v1_dot_deployment__pb2.DeploymentActionRequest.SerializeToString,
+            modelctl_dot_v1_dot_deployment__pb2.Deployment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/ResumeDeployment',
+            modelctl_dot_v1_dot_deployment__pb2.DeploymentActionRequest.SerializeToString,
+            modelctl_dot_v1_dot_deployment__pb2.Deployment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AbortDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/AbortDeployment',
+            modelctl_dot_v1_dot_deployment__pb2.DeploymentActionRequest.SerializeToString,
+            modelctl_dot_v1_dot_deployment__pb2.Deployment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTrafficSplit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/GetTrafficSplit',
+            modelctl_dot_v1_dot_deployment__pb2.GetTrafficSplitRequest.SerializeToString,
+            modelctl_dot_v1_dot_deployment__pb2.TrafficSplit.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchTrafficSplit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/modelctl.v1.ModelController/WatchTrafficSplit',
+            modelctl_dot_v1_dot_deployment__pb2.WatchTrafficSplitRequest.SerializeToString,
+            modelctl_dot_v1_dot_deployment__pb2.TrafficSplit.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/RegisterInstance',
+            modelctl_dot_v1_dot_deployment__pb2.RegisterInstanceRequest.SerializeToString,
+            modelctl_dot_v1_dot_deployment__pb2.Instance.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Heartbeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/Heartbeat',
+            modelctl_dot_v1_dot_deployment__pb2.HeartbeatRequest.SerializeToString,
+            modelctl_dot_v1_dot_deployment__pb2.HeartbeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchAssignment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/modelctl.v1.ModelController/WatchAssignment',
+            modelctl_dot_v1_dot_deployment__pb2.WatchAssignmentRequest.SerializeToString,
+            modelctl_dot_v1_dot_deployment__pb2.Assignment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/ReportMetrics',
+            modelctl_dot_v1_dot_deployment__pb2.ReportMetricsRequest.SerializeToString,
+            modelctl_dot_v1_dot_deployment__pb2.ReportMetricsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from modelctl.v1 import deployment_pb2 as _deployment_pb2
 from modelctl.v1 import registry_pb2 as _registry_pb2
 from modelctl.v1 import system_pb2 as _system_pb2
 import abc as _abc_1
@@ -43,6 +44,32 @@ class ModelControllerStub:
     ListModels: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListModelsRequest, _registry_pb2.ListModelsResponse]
     GetModel: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetModelRequest, _registry_pb2.Model]
     ArchiveModelVersion: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ArchiveModelVersionRequest, _registry_pb2.ModelVersion]
+    DeployModel: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.DeployModelRequest, _deployment_pb2.Deployment]
+    """--- deployment ---
+    Starts a rollout; FAILED_PRECONDITION while another deployment of the model is active.
+    """
+    RollbackModel: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.RollbackModelRequest, _deployment_pb2.Deployment]
+    """An immediate deployment back to the previous version (or to_version)."""
+    GetDeployment: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.GetDeploymentRequest, _deployment_pb2.Deployment]
+    ListDeployments: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.ListDeploymentsRequest, _deployment_pb2.ListDeploymentsResponse]
+    WatchDeployment: _grpc.UnaryStreamMultiCallable[_deployment_pb2.WatchDeploymentRequest, _deployment_pb2.DeploymentEvent]
+    """Every event of the deployment (replayed after after_seq), then live ones, until a final state."""
+    PromoteDeployment: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.DeploymentActionRequest, _deployment_pb2.Deployment]
+    """Skip the remaining steps: 100 % now."""
+    PauseDeployment: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.DeploymentActionRequest, _deployment_pb2.Deployment]
+    ResumeDeployment: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.DeploymentActionRequest, _deployment_pb2.Deployment]
+    AbortDeployment: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.DeploymentActionRequest, _deployment_pb2.Deployment]
+    """Traffic back to the previous version; state ABORTED."""
+    GetTrafficSplit: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.GetTrafficSplitRequest, _deployment_pb2.TrafficSplit]
+    """--- data plane ---"""
+    WatchTrafficSplit: _grpc.UnaryStreamMultiCallable[_deployment_pb2.WatchTrafficSplitRequest, _deployment_pb2.TrafficSplit]
+    """The current split first, then every change."""
+    RegisterInstance: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.RegisterInstanceRequest, _deployment_pb2.Instance]
+    Heartbeat: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.HeartbeatRequest, _deployment_pb2.HeartbeatResponse]
+    WatchAssignment: _grpc.UnaryStreamMultiCallable[_deployment_pb2.WatchAssignmentRequest, _deployment_pb2.Assignment]
+    """The version the instance must load now, then every change."""
+    ReportMetrics: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.ReportMetricsRequest, _deployment_pb2.ReportMetricsResponse]
+    """--- telemetry ---"""
     GetSystemStatus: _grpc.UnaryUnaryMultiCallable[_system_pb2.GetSystemStatusRequest, _system_pb2.SystemStatus]
     """--- system ---"""
     RestartSystem: _grpc.UnaryUnaryMultiCallable[_system_pb2.RestartSystemRequest, _system_pb2.RestartSystemResponse]
@@ -64,6 +91,32 @@ class ModelControllerAsyncStub(ModelControllerStub):
     ListModels: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListModelsRequest, _registry_pb2.ListModelsResponse]  # type: ignore[assignment]
     GetModel: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetModelRequest, _registry_pb2.Model]  # type: ignore[assignment]
     ArchiveModelVersion: _aio.UnaryUnaryMultiCallable[_registry_pb2.ArchiveModelVersionRequest, _registry_pb2.ModelVersion]  # type: ignore[assignment]
+    DeployModel: _aio.UnaryUnaryMultiCallable[_deployment_pb2.DeployModelRequest, _deployment_pb2.Deployment]  # type: ignore[assignment]
+    """--- deployment ---
+    Starts a rollout; FAILED_PRECONDITION while another deployment of the model is active.
+    """
+    RollbackModel: _aio.UnaryUnaryMultiCallable[_deployment_pb2.RollbackModelRequest, _deployment_pb2.Deployment]  # type: ignore[assignment]
+    """An immediate deployment back to the previous version (or to_version)."""
+    GetDeployment: _aio.UnaryUnaryMultiCallable[_deployment_pb2.GetDeploymentRequest, _deployment_pb2.Deployment]  # type: ignore[assignment]
+    ListDeployments: _aio.UnaryUnaryMultiCallable[_deployment_pb2.ListDeploymentsRequest, _deployment_pb2.ListDeploymentsResponse]  # type: ignore[assignment]
+    WatchDeployment: _aio.UnaryStreamMultiCallable[_deployment_pb2.WatchDeploymentRequest, _deployment_pb2.DeploymentEvent]  # type: ignore[assignment]
+    """Every event of the deployment (replayed after after_seq), then live ones, until a final state."""
+    PromoteDeployment: _aio.UnaryUnaryMultiCallable[_deployment_pb2.DeploymentActionRequest, _deployment_pb2.Deployment]  # type: ignore[assignment]
+    """Skip the remaining steps: 100 % now."""
+    PauseDeployment: _aio.UnaryUnaryMultiCallable[_deployment_pb2.DeploymentActionRequest, _deployment_pb2.Deployment]  # type: ignore[assignment]
+    ResumeDeployment: _aio.UnaryUnaryMultiCallable[_deployment_pb2.DeploymentActionRequest, _deployment_pb2.Deployment]  # type: ignore[assignment]
+    AbortDeployment: _aio.UnaryUnaryMultiCallable[_deployment_pb2.DeploymentActionRequest, _deployment_pb2.Deployment]  # type: ignore[assignment]
+    """Traffic back to the previous version; state ABORTED."""
+    GetTrafficSplit: _aio.UnaryUnaryMultiCallable[_deployment_pb2.GetTrafficSplitRequest, _deployment_pb2.TrafficSplit]  # type: ignore[assignment]
+    """--- data plane ---"""
+    WatchTrafficSplit: _aio.UnaryStreamMultiCallable[_deployment_pb2.WatchTrafficSplitRequest, _deployment_pb2.TrafficSplit]  # type: ignore[assignment]
+    """The current split first, then every change."""
+    RegisterInstance: _aio.UnaryUnaryMultiCallable[_deployment_pb2.RegisterInstanceRequest, _deployment_pb2.Instance]  # type: ignore[assignment]
+    Heartbeat: _aio.UnaryUnaryMultiCallable[_deployment_pb2.HeartbeatRequest, _deployment_pb2.HeartbeatResponse]  # type: ignore[assignment]
+    WatchAssignment: _aio.UnaryStreamMultiCallable[_deployment_pb2.WatchAssignmentRequest, _deployment_pb2.Assignment]  # type: ignore[assignment]
+    """The version the instance must load now, then every change."""
+    ReportMetrics: _aio.UnaryUnaryMultiCallable[_deployment_pb2.ReportMetricsRequest, _deployment_pb2.ReportMetricsResponse]  # type: ignore[assignment]
+    """--- telemetry ---"""
     GetSystemStatus: _aio.UnaryUnaryMultiCallable[_system_pb2.GetSystemStatusRequest, _system_pb2.SystemStatus]  # type: ignore[assignment]
     """--- system ---"""
     RestartSystem: _aio.UnaryUnaryMultiCallable[_system_pb2.RestartSystemRequest, _system_pb2.RestartSystemResponse]  # type: ignore[assignment]
@@ -112,6 +165,122 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _registry_pb2.ArchiveModelVersionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.ModelVersion, _abc.Awaitable[_registry_pb2.ModelVersion]]: ...
+
+    @_abc_1.abstractmethod
+    def DeployModel(
+        self,
+        request: _deployment_pb2.DeployModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deployment_pb2.Deployment, _abc.Awaitable[_deployment_pb2.Deployment]]:
+        """--- deployment ---
+        Starts a rollout; FAILED_PRECONDITION while another deployment of the model is active.
+        """
+
+    @_abc_1.abstractmethod
+    def RollbackModel(
+        self,
+        request: _deployment_pb2.RollbackModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deployment_pb2.Deployment, _abc.Awaitable[_deployment_pb2.Deployment]]:
+        """An immediate deployment back to the previous version (or to_version)."""
+
+    @_abc_1.abstractmethod
+    def GetDeployment(
+        self,
+        request: _deployment_pb2.GetDeploymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deployment_pb2.Deployment, _abc.Awaitable[_deployment_pb2.Deployment]]: ...
+
+    @_abc_1.abstractmethod
+    def ListDeployments(
+        self,
+        request: _deployment_pb2.ListDeploymentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deployment_pb2.ListDeploymentsResponse, _abc.Awaitable[_deployment_pb2.ListDeploymentsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def WatchDeployment(
+        self,
+        request: _deployment_pb2.WatchDeploymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_deployment_pb2.DeploymentEvent], _abc.AsyncIterator[_deployment_pb2.DeploymentEvent]]:
+        """Every event of the deployment (replayed after after_seq), then live ones, until a final state."""
+
+    @_abc_1.abstractmethod
+    def PromoteDeployment(
+        self,
+        request: _deployment_pb2.DeploymentActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deployment_pb2.Deployment, _abc.Awaitable[_deployment_pb2.Deployment]]:
+        """Skip the remaining steps: 100 % now."""
+
+    @_abc_1.abstractmethod
+    def PauseDeployment(
+        self,
+        request: _deployment_pb2.DeploymentActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deployment_pb2.Deployment, _abc.Awaitable[_deployment_pb2.Deployment]]: ...
+
+    @_abc_1.abstractmethod
+    def ResumeDeployment(
+        self,
+        request: _deployment_pb2.DeploymentActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deployment_pb2.Deployment, _abc.Awaitable[_deployment_pb2.Deployment]]: ...
+
+    @_abc_1.abstractmethod
+    def AbortDeployment(
+        self,
+        request: _deployment_pb2.DeploymentActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deployment_pb2.Deployment, _abc.Awaitable[_deployment_pb2.Deployment]]:
+        """Traffic back to the previous version; state ABORTED."""
+
+    @_abc_1.abstractmethod
+    def GetTrafficSplit(
+        self,
+        request: _deployment_pb2.GetTrafficSplitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deployment_pb2.TrafficSplit, _abc.Awaitable[_deployment_pb2.TrafficSplit]]:
+        """--- data plane ---"""
+
+    @_abc_1.abstractmethod
+    def WatchTrafficSplit(
+        self,
+        request: _deployment_pb2.WatchTrafficSplitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_deployment_pb2.TrafficSplit], _abc.AsyncIterator[_deployment_pb2.TrafficSplit]]:
+        """The current split first, then every change."""
+
+    @_abc_1.abstractmethod
+    def RegisterInstance(
+        self,
+        request: _deployment_pb2.RegisterInstanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deployment_pb2.Instance, _abc.Awaitable[_deployment_pb2.Instance]]: ...
+
+    @_abc_1.abstractmethod
+    def Heartbeat(
+        self,
+        request: _deployment_pb2.HeartbeatRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deployment_pb2.HeartbeatResponse, _abc.Awaitable[_deployment_pb2.HeartbeatResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def WatchAssignment(
+        self,
+        request: _deployment_pb2.WatchAssignmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_deployment_pb2.Assignment], _abc.AsyncIterator[_deployment_pb2.Assignment]]:
+        """The version the instance must load now, then every change."""
+
+    @_abc_1.abstractmethod
+    def ReportMetrics(
+        self,
+        request: _deployment_pb2.ReportMetricsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deployment_pb2.ReportMetricsResponse, _abc.Awaitable[_deployment_pb2.ReportMetricsResponse]]:
+        """--- telemetry ---"""
 
     @_abc_1.abstractmethod
     def GetSystemStatus(

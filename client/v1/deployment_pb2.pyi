@@ -684,28 +684,22 @@ class TrafficSplit(_message.Message):
 
     MODEL_FIELD_NUMBER: _builtins.int
     WEIGHTS_FIELD_NUMBER: _builtins.int
-    REVISION_FIELD_NUMBER: _builtins.int
-    UPDATED_AT_FIELD_NUMBER: _builtins.int
     model: _builtins.str
-    revision: _builtins.int
-    """Increases with every change."""
     @_builtins.property
     def weights(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
-        """version -> percent; the values sum to 100 when the model has a live version."""
+        """version -> percent; the values sum to 100 once the model has been deployed.
+        A version at 0 is loaded but gets no traffic (blue-green preview, or kept for rollback).
+        """
 
-    @_builtins.property
-    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
         model: _builtins.str = ...,
         weights: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
-        revision: _builtins.int = ...,
-        updated_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "revision", b"revision", "updated_at", b"updated_at", "weights", b"weights"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "weights", b"weights"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

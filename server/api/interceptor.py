@@ -61,6 +61,9 @@ class ControllerInterceptor(grpc.aio.ServerInterceptor):
             return self._wrap_unary(rpc, policy, behavior)
         return rebuild(handler, wrap)
 
+    # The audit record is written before the caller hears the outcome: a call that was
+    # acknowledged is always in the audit log.
+
     def _wrap_unary(self, rpc: str, policy: RpcPolicy, behavior: Callable[..., Awaitable[Any]]):  # type: ignore[no-untyped-def]
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
             start = time.perf_counter()
@@ -68,12 +71,12 @@ class ControllerInterceptor(grpc.aio.ServerInterceptor):
             try:
                 await self._admit(call)
                 response = await behavior(checked(request), context)
-                call.outcome = "OK"
-                return response
             except BaseException as exc:  # noqa: BLE001 - every failure is mapped below
-                await self._fail(call, exc)
-            finally:
-                await self._finish(call, start)
+                await self._fail(call, exc, start)
+                raise
+            call.outcome = "OK"
+            await self._finish(call, start)
+            return response
         return wrapper
 
     def _wrap_stream(self, rpc: str, policy: RpcPolicy, behavior: Callable[..., AsyncIterator[Any]]):  # type: ignore[no-untyped-def]
@@ -84,11 +87,11 @@ class ControllerInterceptor(grpc.aio.ServerInterceptor):
                 await self._admit(call)
                 async for item in behavior(checked(request), context):
                     yield item
-                call.outcome = "OK"
             except BaseException as exc:  # noqa: BLE001
-                await self._fail(call, exc)
-            finally:
-                await self._finish(call, start)
+                await self._fail(call, exc, start)
+                raise
+            call.outcome = "OK"
+            await self._finish(call, start)
         return wrapper
 
     async def _admit(self, call: _Call) -> None:
@@ -112,24 +115,26 @@ class ControllerInterceptor(grpc.aio.ServerInterceptor):
                     f"token {call.identity.name!r} has {call.identity.role.name.lower()}")
         current_identity.set(call.identity)
 
-    async def _fail(self, call: _Call, exc: BaseException) -> None:
+    async def _fail(self, call: _Call, exc: BaseException, start: float) -> None:
+        """Record the failure, then end the call with its status (or let cancellation through)."""
+        status: grpc.Status | None = None
         if isinstance(exc, ModelctlError):
-            call.outcome = exc.code
-            call.detail = exc.message
-            await call.context.abort_with_status(to_grpc_status(exc))
-        if isinstance(exc, AbortError):
+            call.outcome, call.detail = exc.code, exc.message
+            status = to_grpc_status(exc)
+        elif isinstance(exc, AbortError):
             # The servicer (or grpc itself) already set the status.
-            call.outcome = call.context.code().name if call.context.code() else "ABORTED"
-            raise exc
-        if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
-            # The client went away or the server is stopping: nothing to report to anyone.
+            code = call.context.code()
+            call.outcome = code.name if isinstance(code, grpc.StatusCode) else "ABORTED"
+        elif isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+            # The client went away or the server is stopping: nobody to report to.
             call.outcome = "CANCELLED"
-            raise exc
-        call.outcome = "INTERNAL"
-        call.detail = repr(exc)
-        log.exception("unexpected error in %s", call.rpc)
-        await call.context.abort_with_status(
-            status_for(grpc.StatusCode.INTERNAL, f"internal error in {call.rpc}; the server log has details"))
+        else:
+            call.outcome, call.detail = "INTERNAL", repr(exc)
+            log.error("unexpected error in %s", call.rpc, exc_info=exc)
+            status = status_for(grpc.StatusCode.INTERNAL, f"internal error in {call.rpc}; the server log has details")
+        await self._finish(call, start)
+        if status is not None:
+            await call.context.abort_with_status(status)
 
     async def _finish(self, call: _Call, start: float) -> None:
         self._observe(call.rpc, call.outcome, time.perf_counter() - start)

@@ -35,6 +35,25 @@ POLICIES: dict[str, RpcPolicy] = {
     "ListModels": RpcPolicy(Role.VIEWER, False),
     "GetModel": RpcPolicy(Role.VIEWER, False),
     "ArchiveModelVersion": RpcPolicy(Role.OPERATOR, True, _name_version),
+    # deployment
+    "DeployModel": RpcPolicy(Role.OPERATOR, True, lambda r: f"{r.model}:{r.version}"),
+    "RollbackModel": RpcPolicy(Role.OPERATOR, True, lambda r: f"{r.model}:{r.to_version}" if r.to_version else r.model),
+    "GetDeployment": RpcPolicy(Role.VIEWER, False),
+    "ListDeployments": RpcPolicy(Role.VIEWER, False),
+    "WatchDeployment": RpcPolicy(Role.VIEWER, False),
+    "PromoteDeployment": RpcPolicy(Role.OPERATOR, True, _id),
+    "PauseDeployment": RpcPolicy(Role.OPERATOR, True, _id),
+    "ResumeDeployment": RpcPolicy(Role.OPERATOR, True, _id),
+    "AbortDeployment": RpcPolicy(Role.OPERATOR, True, _id),
+    # data plane: heartbeats and metric reports arrive every few seconds from every instance; they
+    # change no control-plane state an operator set, so only refusals are audited (audited=False).
+    "GetTrafficSplit": RpcPolicy(Role.VIEWER, False),
+    "WatchTrafficSplit": RpcPolicy(Role.VIEWER, False),
+    "RegisterInstance": RpcPolicy(Role.OPERATOR, True, lambda r: f"{r.model}/{r.instance_id}"),
+    "Heartbeat": RpcPolicy(Role.OPERATOR, False),
+    "WatchAssignment": RpcPolicy(Role.VIEWER, False),
+    # telemetry
+    "ReportMetrics": RpcPolicy(Role.OPERATOR, False),
     # system
     "GetSystemStatus": RpcPolicy(Role.VIEWER, False),
     "RestartSystem": RpcPolicy(Role.ADMIN, True, lambda r: r.reason),

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from modelctl.v1 import controller_pb2_grpc as _grpc
 
+from .dataplane_rpcs import DataPlaneRpcs
+from .deployment_rpcs import DeploymentRpcs
 from .registry_rpcs import RegistryRpcs
 from .services import Services
 from .system_rpcs import SystemRpcs
+from .telemetry_rpcs import TelemetryRpcs
 
 
-class ModelControllerServicer(RegistryRpcs, SystemRpcs, _grpc.ModelControllerServicer):
+class ModelControllerServicer(RegistryRpcs, DeploymentRpcs, DataPlaneRpcs, TelemetryRpcs, SystemRpcs,
+                              _grpc.ModelControllerServicer):
     def __init__(self, services: Services) -> None:
         self.services = services

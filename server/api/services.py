@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 from ..audit import AuditLog
 from ..auth import TokenService
 from ..clock import Clock
 from ..config import Settings
+from ..deployments.engine import DeploymentController
+from ..deployments.instances import InstanceService
+from ..events import EventHub
 from ..metrics.recorder import MetricsRecorder
 from ..registry.service import RegistryService
+from ..rollouts import Announcer, Reconciler
 from ..store.db import Database
 from ..system.components import Supervisor
 from ..system.status import SystemProbe
+from ..telemetry.store import MetricsStore
 from .base import BlockingRunner
 
 
@@ -37,3 +42,11 @@ class Services:
     recorder: MetricsRecorder
     #: Reloads the config file and restarts background components (set by the app).
     restart: Callable[[], Awaitable[RestartResult]]
+    deployments: DeploymentController
+    instances: InstanceService
+    metrics: MetricsStore
+    hub: EventHub
+    announcer: Announcer
+    reconciler: Reconciler
+    #: (model, version) pairs known to be registered, so metric reports skip the lookup.
+    known_versions: set[tuple[str, str]] = field(default_factory=set)

@@ -67,7 +67,8 @@ class DeploymentParams:
             values["critical_gates"] = frozenset(Gate(g) for g in values["critical_gates"])
         if "thresholds" in values:
             t_known = {f.name for f in dataclasses.fields(Thresholds)}
-            values["thresholds"] = Thresholds(**{k: v for k, v in values["thresholds"].items() if k in t_known})
+            stored = values["thresholds"]
+            values["thresholds"] = Thresholds(**{k: v for k, v in stored.items() if k in t_known})
         return cls(**values)
 
 
@@ -113,7 +114,8 @@ def resolve_params(strategy: Strategy, overrides: ParamOverrides | None, *,
         try:
             gates.append(Gate(name))
         except ValueError:
-            problems.add("critical_gates", f"unknown gate {name!r} (one of {', '.join(g.value for g in Gate)})")
+            known = ", ".join(g.value for g in Gate)
+            problems.add("critical_gates", f"unknown gate {name!r} (one of {known})")
     params = DeploymentParams(
         steps=steps,
         step_interval=float(pick(o.step_interval, d.step_interval)),

@@ -26,7 +26,7 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 @dataclass(frozen=True)
 class Ingested:
-    """What one `ingest` added; the caller hands (model, version) to the deployment engine's fast-fail check."""
+    """What one `ingest` added; the caller hands (model, version) to the engine's fast-fail check."""
 
     model: str
     version: str
@@ -40,6 +40,9 @@ class _Bucket:
     requests: int = 0
     errors: int = 0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    #: Times (epoch seconds) of the first and last report folded in, to place the bucket against a window.
+    first_at: float = math.inf
+    last_at: float = -math.inf
 
 
 class _Series:
@@ -90,17 +93,20 @@ class MetricsStore:
         samples = list(latency_ms)
         _validate(model, version, requests, errors, samples, latency_quantiles)
         at = at or self._clock.now()
-        key = self._key(at)
+        seconds = _epoch_seconds(at)
+        key = math.floor(seconds / self._width)
         with self._lock:
             series = self._series.get((model, version))
             if series is None:
                 series = self._series[(model, version)] = _Series()
-                self._evict_idle_series()
             series.last_ingest = self._clock.monotonic()
+            self._evict_idle_series()
             bucket = series.bucket(key, self._max_points)
             if bucket is None:
                 self.dropped_late += 1
             else:
+                bucket.first_at = min(bucket.first_at, seconds)
+                bucket.last_at = max(bucket.last_at, seconds)
                 bucket.requests += requests
                 bucket.errors += errors
                 bucket.latency.add_samples(samples)
@@ -109,22 +115,25 @@ class MetricsStore:
         return Ingested(model, version, requests, errors, at)
 
     def window(self, model: str, version: str, since: dt.datetime, until: dt.datetime) -> WindowStats:
-        """Every bucket overlapping [since, until]; the window is exact to one bucket width.
+        """The reports made after `since` and up to `until`.
 
-        Overlap, not containment: a step that began mid-bucket must see the reports
-        that arrived in that same bucket, or fast-fail would wait for the next one.
+        A report describes requests served before it was made, so one made at
+        `since` exactly belongs to the time before. A bucket holding reports from
+        both sides of a boundary counts whole: a step that began mid-bucket must
+        see the reports that came after it in that bucket, or fast-fail would wait.
         """
-        first = self._key(since)
-        last = self._key(until)
+        start, end = _epoch_seconds(since), _epoch_seconds(until)
         requests = errors = 0
         latency = LatencyHistogram()
         with self._lock:
             series = self._series.get((model, version))
             if series is not None:
-                lo = bisect.bisect_left(series.keys, first)
-                hi = bisect.bisect_right(series.keys, last)
+                lo = bisect.bisect_left(series.keys, math.floor(start / self._width))
+                hi = bisect.bisect_right(series.keys, math.floor(end / self._width))
                 for key in series.keys[lo:hi]:
                     bucket = series.buckets[key]
+                    if bucket.last_at <= start or bucket.first_at > end:
+                        continue
                     requests += bucket.requests
                     errors += bucket.errors
                     latency.merge(bucket.latency)
@@ -148,15 +157,16 @@ class MetricsStore:
             for key in [k for k in self._series if k[0] == model and version in (None, k[1])]:
                 del self._series[key]
 
-    def _key(self, at: dt.datetime) -> int:
-        if at.tzinfo is None:
-            raise ValueError("naive datetime given to the metrics store")
-        return math.floor((at - _EPOCH).total_seconds() / self._width)
-
     def _evict_idle_series(self) -> None:
         while len(self._series) > self._max_series:
             idle = min(self._series, key=lambda k: self._series[k].last_ingest)
             del self._series[idle]
+
+
+def _epoch_seconds(at: dt.datetime) -> float:
+    if at.tzinfo is None:
+        raise ValueError("naive datetime given to the metrics store")
+    return (at - _EPOCH).total_seconds()
 
 
 def _validate(model: str, version: str, requests: int, errors: int, samples: list[float],

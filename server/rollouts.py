@@ -1,0 +1,136 @@
+"""Runs the deployment engine inside the server: the reconcile loop and announcing what changed.
+
+The engine (`deployments.engine.DeploymentController`) is synchronous and
+returns the events it stored. This module runs it on the thread pool and, once
+a decision has committed, announces it: each event on `deployment:<id>`, and a
+nudge on `traffic:<model>` and `assignment:<model>` so the data-plane streams
+re-read the split and the instance assignments. Streams re-read instead of
+trusting the nudge, so a nudge can be lost or doubled without harm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable, Iterable
+
+from .clock import Clock
+from .deployments.engine import DeploymentController
+from .deployments.model import DeploymentEvent, EventKind
+from .events import EventHub
+from .metrics.recorder import MetricsRecorder
+from .system.components import Supervisor
+
+log = logging.getLogger(__name__)
+
+Runner = Callable[..., Awaitable[Any]]
+
+
+def deployment_topic(deployment_id: str) -> str:
+    return f"deployment:{deployment_id}"
+
+
+def traffic_topic(model: str) -> str:
+    return f"traffic:{model}"
+
+
+def assignment_topic(model: str) -> str:
+    return f"assignment:{model}"
+
+
+class Announcer:
+    """Publishes committed deployment events to the streams and counts them in metrics."""
+
+    def __init__(self, hub: EventHub, recorder: MetricsRecorder) -> None:
+        self._hub = hub
+        self._recorder = recorder
+
+    def announce(self, events: Iterable[DeploymentEvent]) -> None:
+        models: set[str] = set()
+        for event in events:
+            self._hub.publish(deployment_topic(event.deployment_id), event)
+            models.add(event.model)
+            self._recorder.observe_deployment_event(event)
+        for model in models:
+            self.nudge(model)
+
+    def nudge(self, model: str) -> None:
+        """Tell the data-plane streams of `model` to re-read the split and assignments."""
+        self._hub.publish(traffic_topic(model), None)
+        self._hub.publish(assignment_topic(model), None)
+
+
+class Reconciler:
+    """The reconcile loop: every `interval` (or sooner when woken) each active deployment takes its next step."""
+
+    name = "reconciler"
+
+    def __init__(self, controller: DeploymentController, announcer: Announcer, run: Runner, clock: Clock,
+                 supervisor: Supervisor, interval: float) -> None:
+        self._controller = controller
+        self._announcer = announcer
+        self._run = run
+        self._clock = clock
+        self._supervisor = supervisor
+        self.interval = interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        #: Completed ticks; tests wait on it instead of sleeping.
+        self.ticks = 0
+        self._tick_done = asyncio.Condition()
+
+    def wake(self) -> None:
+        """Tick now instead of at the next interval (a deployment was created, resumed, confirmed...)."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._tick_done = asyncio.Condition()
+        self._task = asyncio.create_task(self._loop(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def tick(self) -> list[DeploymentEvent]:
+        events = await self._run(self._controller.advance_all)
+        self._announcer.announce(events)
+        return events
+
+    async def wait_ticks(self, count: int = 1) -> None:
+        """Wait until `count` more ticks have completed."""
+        target = self.ticks + count
+        async with self._tick_done:
+            await self._tick_done.wait_for(lambda: self.ticks >= target)
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one bad tick must not end the loop
+                log.exception("reconcile tick failed")
+                self._supervisor.report_failure(self.name, str(exc))
+            self.ticks += 1
+            async with self._tick_done:
+                self._tick_done.notify_all()
+            await self._sleep_or_wake()
+
+    async def _sleep_or_wake(self) -> None:
+        sleeper = asyncio.ensure_future(self._clock.sleep(self.interval))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+
+
+__all__ = ["Announcer", "EventKind", "Reconciler", "assignment_topic", "deployment_topic", "traffic_topic"]
