@@ -71,7 +71,8 @@ class ControllerApp:
                                                 thresholds=settings.thresholds,
                                                 heartbeat_interval=settings.deployment.heartbeat_interval)
         self.instances = InstanceService(repo, self.clock)
-        self.announcer = Announcer(self.hub, self.recorder)
+        self.announcer = Announcer(self.hub, self.recorder,
+                                   read_split=lambda model: self.run(self.deployments.traffic_split, model))
         self.reconciler = Reconciler(self.deployments, self.announcer, self.run, self.clock, self.supervisor,
                                      interval=settings.deployment.reconcile_interval)
         self.services = Services(settings=settings, clock=self.clock, db=self.db, run=self.run,

@@ -39,11 +39,16 @@ def assignment_topic(model: str) -> str:
 
 
 class Announcer:
-    """Publishes committed deployment events to the streams and counts them in metrics."""
+    """Publishes committed deployment events to the streams and mirrors them in metrics.
 
-    def __init__(self, hub: EventHub, recorder: MetricsRecorder) -> None:
+    Called on the event loop (by servicers and the reconciler) after the decision committed.
+    """
+
+    def __init__(self, hub: EventHub, recorder: MetricsRecorder, read_split: Callable[[str], Awaitable[dict]]) -> None:
         self._hub = hub
         self._recorder = recorder
+        self._read_split = read_split
+        self._exports: set[asyncio.Task[None]] = set()
 
     def announce(self, events: Iterable[DeploymentEvent]) -> None:
         models: set[str] = set()
@@ -58,6 +63,15 @@ class Announcer:
         """Tell the data-plane streams of `model` to re-read the split and assignments."""
         self._hub.publish(traffic_topic(model), None)
         self._hub.publish(assignment_topic(model), None)
+        task = asyncio.get_running_loop().create_task(self._export_split(model))
+        self._exports.add(task)  # keep a reference until done, or the task may be collected mid-way
+        task.add_done_callback(self._exports.discard)
+
+    async def _export_split(self, model: str) -> None:
+        try:
+            self._recorder.set_traffic(model, await self._read_split(model))
+        except Exception:  # noqa: BLE001 - metrics must never break a rollout; the next change retries
+            log.warning("could not export the traffic split of %s", model, exc_info=True)
 
 
 class Reconciler:

@@ -31,7 +31,6 @@ class DataPlaneRpcs:
         s = self.services
         read = lambda: s.run(s.deployments.traffic_split, request.model)  # noqa: E731
         async for weights in _follow(s, traffic_topic(request.model), read):
-            s.recorder.set_traffic(request.model, weights)
             yield _pb.TrafficSplit(model=request.model, weights=weights)
 
     async def RegisterInstance(self, request: _pb.RegisterInstanceRequest, context: grpc.aio.ServicerContext):

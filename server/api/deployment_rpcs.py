@@ -43,8 +43,9 @@ class DeploymentRpcs:
         problems.raise_if_any()
         strategy = strategy_from_proto(request.strategy)
         overrides = _prefixed(lambda: overrides_from_proto(request.params))
+        who = caller().name  # read here: the identity lives in this task's context, not the worker thread's
         update = await self.services.run(_prefixed, lambda: self.services.deployments.create(
-            request.model, request.version, strategy, overrides, created_by=caller().name))
+            request.model, request.version, strategy, overrides, created_by=who))
         self.services.reconciler.wake()  # start it now, not at the next tick
         return await self._with_evaluations(update)
 
@@ -58,6 +59,7 @@ class DeploymentRpcs:
         problems.raise_if_any()
         update = await self.services.run(self.services.deployments.rollback, request.model,
                                          request.to_version or None, created_by=caller().name)
+        self.services.reconciler.wake()  # traffic is already back; the next tick marks it done
         return await self._with_evaluations(update)
 
     async def GetDeployment(self, request: _pb.GetDeploymentRequest, context: grpc.aio.ServicerContext):
