@@ -8,6 +8,12 @@
         for model in client.iter_models():
             print(model.name, model.live_version)
 
+        deployment = client.deploy("fraud", "1.3.0", "canary", steps=[10, 50, 100], interval="1m")
+        final = client.wait_for_deployment(deployment.id, timeout="30m")
+
+    with modelctl.TrafficRouter("fraud", default_version="1.2.0") as router:   # in a pipeline service
+        version = router.choose(request_key=user_id)       # sticky per key, weighted by the live split
+
 `modelctl.AsyncClient` has the same methods as coroutines. Failed calls raise
 `modelctl.errors.ModelctlError` subclasses; reads are retried on UNAVAILABLE,
 writes never are.
@@ -17,15 +23,25 @@ from __future__ import annotations
 
 from . import errors, types
 from ._artifacts import ArtifactSource, ProgressCallback
+from ._calls import AsyncStream, Stream
+from ._dataplane import SampleLike
+from ._deployment_requests import FINAL_STATES as FINAL_DEPLOYMENT_STATES
+from ._deployment_requests import DurationLike, LimitLike, StateLike, StrategyLike
 from ._options import DEFAULT_ADDRESS, DEFAULT_TIMEOUT, ConnectionOptions, RetryPolicy
 from ._system import RoleLike, RoleName, TtlLike
 from .aio import AsyncClient
 from .client import Client
 from .errors import FieldViolation, ModelctlError
+from .router import AsyncTrafficRouter, NoTrafficSplitError, TrafficRouter
 
 __all__ = [
     "Client",
     "AsyncClient",
+    "TrafficRouter",
+    "AsyncTrafficRouter",
+    "NoTrafficSplitError",
+    "Stream",
+    "AsyncStream",
     "ConnectionOptions",
     "RetryPolicy",
     "DEFAULT_ADDRESS",
@@ -35,6 +51,12 @@ __all__ = [
     "RoleLike",
     "RoleName",
     "TtlLike",
+    "StrategyLike",
+    "StateLike",
+    "DurationLike",
+    "LimitLike",
+    "SampleLike",
+    "FINAL_DEPLOYMENT_STATES",
     "ModelctlError",
     "FieldViolation",
     "errors",

@@ -4,11 +4,15 @@
 (`_lifecycle`, `_system`, ...) rely on: a mixin builds a request and hands the
 stub method to `_call`, so every RPC gets the same deadline rule and turns a
 `grpc.RpcError` into a `modelctl.errors.ModelctlError` in this one place.
+Server streams go through `_stream`, which wraps the call in a `Stream` (or
+`AsyncStream`) with the same error conversion and a `cancel()` that ends the
+iteration quietly.
 """
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Protocol, Sequence, TypeVar
+import asyncio
+from typing import Any, AsyncIterator, Awaitable, Callable, Generic, Iterator, Protocol, Sequence, TypeVar
 
 import grpc
 
@@ -49,6 +53,86 @@ class _Caller:
         return errors.from_rpc_error(exc, address=self._options.address)
 
 
+class Stream(Generic[T]):
+    """The messages of one server-streaming call, as an iterator.
+
+    Streams have no deadline unless the call is given a `timeout`: a watch lasts as long as
+    the thing watched. `cancel()` (safe from any thread) or leaving the `with` block ends the
+    call; the iteration then stops without an error. Any other failure raises a `ModelctlError`.
+    """
+
+    def __init__(self, call: Any, convert: Callable[[grpc.RpcError], errors.ModelctlError]) -> None:
+        self._call = call
+        self._convert = convert
+        self._cancelled = False
+
+    def __iter__(self) -> Stream[T]:
+        return self
+
+    def __next__(self) -> T:
+        try:
+            return next(self._call)
+        except grpc.RpcError as exc:
+            if self._cancelled and _code(exc) is grpc.StatusCode.CANCELLED:
+                raise StopIteration from None
+            raise self._convert(exc) from exc
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._call.cancel()
+
+    def __enter__(self) -> Stream[T]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cancel()
+
+
+class AsyncStream(Generic[T]):
+    """`Stream` for asyncio: `async for message in stream`, `cancel()`, `async with`."""
+
+    def __init__(self, call: Any, convert: Callable[[grpc.RpcError], errors.ModelctlError]) -> None:
+        self._call = call
+        self._convert = convert
+        self._messages: AsyncIterator[T] | None = None
+        self._cancelled = False
+
+    def __aiter__(self) -> AsyncStream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        if self._cancelled:
+            raise StopAsyncIteration
+        if self._messages is None:
+            self._messages = self._call.__aiter__()
+        try:
+            return await self._messages.__anext__()  # type: ignore[union-attr]
+        except grpc.RpcError as exc:
+            if self._cancelled and _code(exc) is grpc.StatusCode.CANCELLED:
+                raise StopAsyncIteration from None
+            raise self._convert(exc) from exc
+        except asyncio.CancelledError:
+            # grpc.aio reports its own cancel() as CancelledError; only ours ends the iteration quietly.
+            if self._cancelled:
+                raise StopAsyncIteration from None
+            raise
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._call.cancel()
+
+    async def __aenter__(self) -> AsyncStream[T]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.cancel()
+
+
+def _code(exc: grpc.RpcError) -> grpc.StatusCode | None:
+    code = getattr(exc, "code", None)
+    return code() if callable(code) else None
+
+
 class SyncCaller(_Caller):
     _stub: _grpc.ModelControllerStub
 
@@ -56,6 +140,13 @@ class SyncCaller(_Caller):
               default_deadline: bool = True) -> R:
         try:
             return method(request, timeout=self._deadline(timeout, default_deadline))
+        except grpc.RpcError as exc:
+            raise self._error(exc) from exc
+
+    def _stream(self, method: Callable[..., Any], request: Any, timeout: float | None = None) -> Stream[Any]:
+        """A server-streaming call; no deadline unless `timeout` is given."""
+        try:
+            return Stream(method(request, timeout=timeout), self._error)
         except grpc.RpcError as exc:
             raise self._error(exc) from exc
 
@@ -80,6 +171,11 @@ class AsyncCaller(_Caller):
             return await method(request, timeout=self._deadline(timeout, default_deadline))
         except grpc.RpcError as exc:
             raise self._error(exc) from exc
+
+    def _stream(self, method: Callable[..., Any], request: Any,
+                timeout: float | None = None) -> AsyncStream[Any]:
+        """A server-streaming call; it starts on the first `__anext__`. No deadline unless `timeout`."""
+        return AsyncStream(method(request, timeout=timeout), self._error)
 
     @staticmethod
     async def _pages(fetch: Callable[[str], Awaitable[P]], items: Callable[[P], Sequence[T]]) -> AsyncIterator[T]:

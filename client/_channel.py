@@ -23,12 +23,23 @@ import grpc.aio
 from ._options import ConnectionOptions, RetryPolicy
 
 SERVICE = "modelctl.v1.ModelController"
-#: Reads that are safe to repeat: the only calls the channel retries.
-IDEMPOTENT_READS = ("ListModels", "GetModel", "GetSystemStatus", "ListAuditEvents")
+#: Reads that are safe to repeat: the only calls the channel retries. A watch is retried only
+#: until its first message arrives (gRPC commits a call then); later breaks are resumed by the
+#: caller (`wait_for_deployment`, `TrafficRouter`).
+IDEMPOTENT_READS = (
+    "ListModels", "GetModel", "GetSystemStatus", "ListAuditEvents",
+    "GetDeployment", "ListDeployments", "WatchDeployment", "GetTrafficSplit", "WatchTrafficSplit",
+    "WatchAssignment",
+)
 #: Same limit as the server's `server.max_message_bytes`.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 KEEPALIVE_TIME_MS = 30_000
 KEEPALIVE_TIMEOUT_MS = 10_000
+#: gRPC waits between attempts to reconnect a lost connection up to 120 s by default; calls made
+#: meanwhile fail at once. A watch (TrafficRouter, wait_for_deployment) should find a restarted
+#: controller within seconds, so the wait is capped.
+INITIAL_RECONNECT_BACKOFF_MS = 500
+MAX_RECONNECT_BACKOFF_MS = 5_000
 USER_AGENT = "modelctl-python"
 
 
@@ -39,6 +50,8 @@ def channel_arguments(options: ConnectionOptions) -> list[tuple[str, Any]]:
         ("grpc.keepalive_permit_without_calls", 0),
         # 0 = keep pinging however long a stream stays quiet (the default stops after two pings).
         ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.initial_reconnect_backoff_ms", INITIAL_RECONNECT_BACKOFF_MS),
+        ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.primary_user_agent", USER_AGENT),

@@ -10,10 +10,14 @@ from `grpc.RpcError`, so code written against the raw stubs keeps catching it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+
+if TYPE_CHECKING:
+    from modelctl.v1 import deployment_pb2
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,17 @@ class ResourceExhaustedError(ModelctlError):
 class DeadlineExceededError(ModelctlError):
     status = grpc.StatusCode.DEADLINE_EXCEEDED
     retriable = True
+
+
+class WaitTimeoutError(DeadlineExceededError):
+    """`wait_for_deployment` gave up before the deployment reached a final state.
+
+    `deployment` is its last known state (None if it could not be fetched).
+    """
+
+    def __init__(self, message: str, *, deployment: deployment_pb2.Deployment | None = None) -> None:
+        super().__init__(message)
+        self.deployment = deployment
 
 
 class UnavailableError(ModelctlError):

@@ -7,6 +7,7 @@ generated `modelctl.v1` package, whose layout may change with the contract.
 
 from __future__ import annotations
 
+from modelctl.v1 import deployment_pb2 as _deployment
 from modelctl.v1 import registry_pb2 as _registry
 from modelctl.v1 import system_pb2 as _system
 
@@ -17,6 +18,27 @@ ModelVersionState = _registry.ModelVersionState
 RegisterModelResponse = _registry.RegisterModelResponse
 UploadArtifactResponse = _registry.UploadArtifactResponse
 ListModelsResponse = _registry.ListModelsResponse
+
+# deployments
+Deployment = _deployment.Deployment
+DeploymentState = _deployment.DeploymentState
+DeploymentStrategy = _deployment.DeploymentStrategy
+DeploymentParams = _deployment.DeploymentParams
+Thresholds = _deployment.Thresholds
+DeploymentEvent = _deployment.DeploymentEvent
+DeploymentEventKind = _deployment.DeploymentEventKind
+GateEvaluation = _deployment.GateEvaluation
+GateVerdict = _deployment.GateVerdict
+ListDeploymentsResponse = _deployment.ListDeploymentsResponse
+
+# data plane and telemetry
+TrafficSplit = _deployment.TrafficSplit
+Instance = _deployment.Instance
+InstanceState = _deployment.InstanceState
+HeartbeatResponse = _deployment.HeartbeatResponse
+Assignment = _deployment.Assignment
+MetricsSample = _deployment.MetricsSample
+ReportMetricsResponse = _deployment.ReportMetricsResponse
 
 # system
 SystemStatus = _system.SystemStatus
@@ -32,4 +54,8 @@ __all__ = [
     "Model", "ModelVersion", "ModelVersionState", "RegisterModelResponse", "UploadArtifactResponse",
     "ListModelsResponse", "SystemStatus", "ComponentState", "RestartSystemResponse", "AuditEvent", "ListAuditEventsResponse",
     "Role", "Token", "CreateTokenResponse",
+    "Deployment", "DeploymentState", "DeploymentStrategy", "DeploymentParams", "Thresholds", "DeploymentEvent",
+    "DeploymentEventKind", "GateEvaluation", "GateVerdict", "ListDeploymentsResponse",
+    "TrafficSplit", "Instance", "InstanceState", "HeartbeatResponse", "Assignment", "MetricsSample",
+    "ReportMetricsResponse",
 ]

@@ -68,7 +68,9 @@ def test_only_idempotent_reads_are_retried_and_only_on_unavailable() -> None:
     config = json.loads(dict(channel_arguments(ConnectionOptions()))["grpc.service_config"])
     (method_config,) = config["methodConfig"]
     methods = {entry["method"] for entry in method_config["name"]}
-    assert methods == set(IDEMPOTENT_READS) == {"ListModels", "GetModel", "GetSystemStatus", "ListAuditEvents"}
+    assert methods == set(IDEMPOTENT_READS) == {
+        "ListModels", "GetModel", "GetSystemStatus", "ListAuditEvents", "GetDeployment", "ListDeployments",
+        "WatchDeployment", "GetTrafficSplit", "WatchTrafficSplit", "WatchAssignment"}
     assert method_config["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
 
 
@@ -231,3 +233,8 @@ def test_unavailable_from_the_server_itself_stays_plain_unavailable() -> None:
     error = errors.from_rpc_error(down, address="127.0.0.1:1")
     assert type(error) is errors.UnavailableError
     assert error.retriable
+
+
+def test_a_lost_connection_is_retried_within_seconds_not_minutes() -> None:
+    args = dict(channel_arguments(ConnectionOptions()))
+    assert args["grpc.max_reconnect_backoff_ms"] <= 5_000  # gRPC's default is 120 s: a watch would go stale

@@ -1,8 +1,9 @@
 """The `modelctl` root group, its global options, and the list of command groups.
 
 Exit codes: 0 success, 1 the operation failed (server error, unreachable
-server, unreadable file), 2 usage error (unknown option, bad KEY=VALUE or
-duration, missing argument).
+server, unreadable file) or a followed deployment ended ROLLED_BACK, ABORTED
+or FAILED, 2 usage error (unknown option, bad KEY=VALUE or duration, missing
+argument), 3 `deployments status` timed out before the deployment ended.
 
 Shell completion (commands, options, and model names fetched from the server):
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import click
 
 from .._options import DEFAULT_ADDRESS, DEFAULT_TIMEOUT
-from . import audit, models, system, tokens
+from . import audit, deploy, deployments, metrics, models, system, tokens, traffic
 from ._context import OUTPUT_FORMATS, CliContext
 from ._errors import ModelctlGroup
 from ._output import attach_output_options
@@ -25,6 +26,11 @@ from ._params import DURATION
 #: Every top-level command or group. A new area adds its module and one entry here.
 COMMANDS: tuple[click.Command, ...] = (
     models.models,
+    deploy.deploy,
+    deploy.rollback,
+    deployments.deployments,
+    traffic.traffic,
+    metrics.metrics,
     system.status,
     system.restart,
     audit.audit,
@@ -51,7 +57,8 @@ def cli(ctx: click.Context, **params: object) -> None:
     """modelctl: register, deploy and watch machine-learning models.
 
     \b
-    Exit codes: 0 ok, 1 failure, 2 usage error.
+    Exit codes: 0 ok, 1 failure (or a watched deployment ended ROLLED_BACK,
+    ABORTED or FAILED), 2 usage error, 3 `deployments status` timed out.
     Shell completion (bash; zsh_source and fish_source likewise):
       eval "$(_MODELCTL_COMPLETE=bash_source modelctl)"
     """
