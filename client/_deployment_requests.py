@@ -81,11 +81,13 @@ def duration_seconds(value: DurationLike, what: str = "duration") -> float:
         seconds = value.total_seconds()
     elif isinstance(value, str):
         try:
-            seconds = parse_duration(value)
+            seconds = parse_duration(value, allow_zero=what == "bake_time")
         except ValueError as exc:
             raise ValueError(f"{what}: {exc}") from None
     else:
         seconds = float(value)
+    if what == "bake_time" and seconds == 0:
+        return 0.0  # a bake time of 0 means: not watched after the switch
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"{what} must be a positive duration, not {value!r}")
     return seconds

@@ -210,3 +210,21 @@ def test_json_output_is_one_document_for_role_names() -> None:
     document = to_json(system_pb2.CreateTokenResponse(id="abc", token="s", role=system_pb2.ROLE_VIEWER, name="n"))
     assert json.loads(json.dumps(document))["role"] == "ROLE_VIEWER"
     assert set(document) >= {"id", "token", "role", "name"}
+
+
+def test_zero_is_a_duration_only_where_it_means_something() -> None:
+    assert parse_duration("0s", allow_zero=True) == 0
+    with pytest.raises(ValueError):
+        parse_duration("0s")
+
+
+def test_a_request_the_sdk_refuses_is_one_line_exit_1(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelctl.client import Client
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise ValueError("steps must increase from step to step")
+    monkeypatch.setattr(Client, "deploy", refuse)
+    result = runner.invoke(cli, ["deploy", "fraud", "2", "--strategy", "canary"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "modelctl: steps must increase from step to step"
+    assert "Traceback" not in result.output

@@ -69,6 +69,9 @@ class ModelctlGroup(click.Group):
             options = ctx.obj.options if isinstance(ctx.obj, CliContext) else None
             error = errors.from_rpc_error(exc, address=options.address if options else "")
             raise CliError(describe(error, timeout=options.timeout if options else None)) from None
+        except ValueError as exc:
+            # The SDK refuses a request it can tell is wrong before sending it.
+            raise CliError(str(exc)) from None
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 raise  # `modelctl ... | head`: Click ends quietly on a closed pipe

@@ -35,6 +35,8 @@ class _Parsed(click.ParamType):
 KEY_VALUE = _Parsed("KEY=VALUE", parse_key_value)
 METRIC = _Parsed("KEY=NUMBER", parse_metric)
 DURATION = _Parsed("DURATION", parse_duration)
+#: For waits where none at all makes sense (a bake time of 0s: not watched after the switch).
+DURATION_OR_ZERO = _Parsed("DURATION", lambda text: parse_duration(text, allow_zero=True))
 
 
 def complete_model_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:

@@ -35,7 +35,7 @@ def parse_metric(text: str) -> tuple[str, float]:
     return key, value
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, *, allow_zero: bool = False) -> float:
     """Seconds in `text`: `500ms`, `30s`, `5m`, `1h30m`, `30d`, `2w`; a bare number means seconds."""
     compact = text.strip().lower().replace(" ", "")
     if not compact:
@@ -44,6 +44,8 @@ def parse_duration(text: str) -> float:
         seconds = float(compact)
     except ValueError:
         seconds = _sum_of_parts(text, compact)
+    if allow_zero and seconds == 0:
+        return 0.0
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"{text!r} must be a positive duration; {_UNITS_HINT}")
     return seconds

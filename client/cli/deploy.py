@@ -9,7 +9,7 @@ from ..types import Deployment
 from . import _output as out
 from . import _watch
 from ._context import CliContext, pass_cli
-from ._params import DURATION, _Parsed, complete_model_names
+from ._params import DURATION, DURATION_OR_ZERO, _Parsed, complete_model_names
 from .deployments import deployment_details
 
 STEPS = _Parsed("STEPS", parse_steps)
@@ -33,7 +33,7 @@ _WATCH_HELP = ("Follow the rollout until it ends: a live progress line per step;
 @click.option("--failure-limit", type=click.IntRange(min=1), help="Failed gate checks before rolling back.")
 @click.option("--progress-deadline", type=DURATION,
               help="A step that cannot gather enough samples in this time fails the deployment, e.g. 5m.")
-@click.option("--bake-time", type=DURATION,
+@click.option("--bake-time", type=DURATION_OR_ZERO,
               help="immediate/blue-green: watch time after the switch, e.g. 60s.")
 @click.option("--max-error-rate", type=click.FloatRange(0, 1), metavar="RATE",
               help="Error-rate gate, a fraction (0.05 = 5 %).")
