@@ -273,3 +273,20 @@ def test_an_unknown_deployment_is_one_line_exit_1(server) -> None:  # type: igno
     for command in ("show", "status", "watch", "abort"):
         result = ok(invoke(server, "deployments", command, "d0000000"), code=1)
         assert result.stderr.startswith("modelctl: ") and len(result.stderr.splitlines()) == 1, command
+
+
+def test_the_relative_gate_compares_the_canary_with_the_stable_version(server) -> None:  # type: ignore[no-untyped-def]
+    # The absolute gate is out of the way (100 %); only "no worse than stable by 2 points" judges.
+    deployed = ok(canary(server, "2", "-q", "--steps", "50,100", "--max-error-rate", "1",
+                         "--max-error-rate-increase", "0.02", "--critical-gate", "relative_error_rate")).stdout.strip()
+    shown = _show(server, deployed)
+    assert shown["params"]["critical_gates"] == ["relative_error_rate"]
+    assert shown["params"]["thresholds"]["max_error_rate_increase"] == 0.02
+
+    def reported_and_done() -> dict | None:
+        ok(invoke(server, "metrics", "report", "fraud", "1", "--requests", "100", "--errors", "1"))
+        ok(invoke(server, "metrics", "report", "fraud", "2", "--requests", "100", "--errors", "25"))
+        current = _show(server, deployed)
+        return current if current["state"] == "DEPLOYMENT_STATE_ROLLED_BACK" else None
+    rolled_back = eventually(reported_and_done, what="the relative gate to roll the canary back")
+    assert "relative-error-rate gate failed" in rolled_back["reason"]

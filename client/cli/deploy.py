@@ -39,6 +39,15 @@ _WATCH_HELP = ("Follow the rollout until it ends: a live progress line per step;
               help="Error-rate gate, a fraction (0.05 = 5 %).")
 @click.option("--max-latency-p95", "max_latency_p95_ms", type=click.FloatRange(min=0, min_open=True),
               metavar="MS", help="p95 latency gate in milliseconds.")
+@click.option("--max-drift-score", type=click.FloatRange(min=0), metavar="SCORE",
+              help="Drift-score gate (used when drift scores are reported).")
+@click.option("--max-error-rate-increase", type=click.FloatRange(0, 1), metavar="POINTS",
+              help="Relative gate: the new version's error rate may exceed the stable one's by at most "
+                   "this (0.02 = 2 points), judged with a two-proportion test so noise does not fail it.")
+@click.option("--critical-gate", "critical_gates", multiple=True,
+              type=click.Choice(["error_rate", "latency_p95", "drift_score", "relative_error_rate"]),
+              help="A gate whose breach rolls back at once, on the breaching report (repeatable). "
+                   "[default: error_rate]")
 @click.option("--max-unavailable", type=LIMIT, help="rolling: instances switching at once, a count or 25%.")
 @click.option("--max-surge", type=LIMIT, help="rolling: extra instances beyond that, a count or 25%.")
 @click.option("--watch", is_flag=True, help=_WATCH_HELP)
@@ -48,6 +57,7 @@ def deploy(cli: CliContext, name: str, version: str, strategy: str, watch: bool,
 
     Options left out take the server's configured defaults. With -q, prints the deployment id.
     """
+    params["critical_gates"] = list(params["critical_gates"]) or None  # type: ignore[call-overload]
     deployment = cli.client.deploy(name, version, strategy.lower(), **params)  # type: ignore[arg-type]
     _started(cli, deployment, watch)
 
