@@ -240,3 +240,22 @@ def test_reregistering_keeps_the_assignment(world: World) -> None:
 def test_batch_size(unavailable: str, surge: str, live: int, expected: int) -> None:
     params = resolve_params(ROLLING, ParamOverrides(max_unavailable=unavailable, max_surge=surge))
     assert batch_size(params, live) == expected
+
+
+def test_a_restarted_controller_does_not_count_its_own_downtime_against_instances(world: World) -> None:
+    """Heartbeats sent while the controller was down went nowhere: nobody is lost for them."""
+    from modelctl_server.deployments import DeploymentController
+
+    d = world.deploy("v2", ROLLING, ONE_BY_ONE)
+    assert history(world.tick(d)) == [("STEP_STARTED", PROG, 1, 25.0)]
+    world.heartbeat_all(FOUR)  # i1 confirms v2
+    world.clock.advance(30)  # the controller is down for 30 s (6 heartbeats); instances keep trying, unheard
+    world.controller = DeploymentController(world.repo, world.clock, world.metrics, heartbeat_interval=5.0)
+    # Nobody is marked lost: the confirmed batch stands and the next one moves, one instance, as before.
+    assert history(world.controller.advance(d)) == [("STEP_STARTED", PROG, 2, 50.0)]
+    world.heartbeat_all(FOUR)  # they reach the restarted controller
+    assert assignments(world) == {"i1": "v2", "i2": "v2", "i3": "v1", "i4": "v1"}
+    # Once it has been up for three heartbeat intervals, silence counts again.
+    world.clock.advance(16)
+    events = world.controller.advance(d)
+    assert [e.kind.value for e in events].count("INSTANCE_LOST") == 4

@@ -74,6 +74,8 @@ class DeploymentController(DeploymentQueries):
         #: How often serving instances are expected to heartbeat; silent for 3x this means lost.
         self.heartbeat_interval = heartbeat_interval
         self._new_id = new_id or (lambda: uuid.uuid4().hex[:12])
+        #: Silence before this controller started is our downtime, not the instances'.
+        self._started_at = clock.now()
 
     def reconfigure(self, defaults: DeploymentSettings, thresholds: ThresholdSettings) -> None:
         """New config defaults (RestartSystem); stored deployments keep the parameters they resolved."""
@@ -376,10 +378,14 @@ class DeploymentController(DeploymentQueries):
     def _drop_silent(self, c: _Change) -> list[Instance]:
         """Mark instances whose heartbeat stopped as lost; returns the instances as they now are."""
         instances = c.tx.list_instances(c.dep.model)
+        cutoff = rolling.lost_cutoff(c.now, self.heartbeat_interval)
+        # check the controller has been up long enough to have heard every live instance:
+        # after a restart, heartbeats sent while it was down went nowhere
+        if self._started_at >= cutoff:
+            return instances
         silent = rolling.silent(instances, c.now, self.heartbeat_interval)
         if not silent:
             return instances
-        cutoff = rolling.lost_cutoff(c.now, self.heartbeat_interval)
         lost = c.tx.mark_lost(c.dep.model, [i.instance_id for i in silent], heard_before=cutoff)
         instances = c.tx.list_instances(c.dep.model)
         if lost and c.dep.phase is not Phase.ROLLING_BACK and c.dep.step > 0:
