@@ -41,7 +41,7 @@ class VersionRow(Base):
     __table_args__ = (UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    model_id: Mapped[int] = mapped_column(BigId, ForeignKey("models.id", ondelete="CASCADE"), index=True)
     version: Mapped[str] = mapped_column(String(128))
     artifact_uri: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64), default="")
@@ -65,7 +65,8 @@ class VersionTagRow(Base):
     __tablename__ = "model_version_tags"
     __table_args__ = (Index("ix_model_version_tags_key_value", "key", "value"),)
 
-    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True)
+    version_id: Mapped[int] = mapped_column(BigId, ForeignKey("model_versions.id", ondelete="CASCADE"),
+                                            primary_key=True)
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[str] = mapped_column(String(256))
 

@@ -29,7 +29,7 @@ def upgrade() -> None:
     op.create_table(
         "model_versions",
         sa.Column("id", BigId, primary_key=True),
-        sa.Column("model_id", sa.BigInteger(), sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("model_id", BigId, sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
         sa.Column("version", sa.String(128), nullable=False),
         sa.Column("artifact_uri", sa.Text(), nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False),
@@ -47,7 +47,7 @@ def upgrade() -> None:
     op.create_index("ix_model_versions_model_id", "model_versions", ["model_id"])
     op.create_table(
         "model_version_tags",
-        sa.Column("version_id", sa.BigInteger(), sa.ForeignKey("model_versions.id", ondelete="CASCADE"),
+        sa.Column("version_id", BigId, sa.ForeignKey("model_versions.id", ondelete="CASCADE"),
                   primary_key=True),
         sa.Column("key", sa.String(128), primary_key=True),
         sa.Column("value", sa.String(256), nullable=False),
