@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install proto proto-check test demo bench clean
+.PHONY: install proto proto-check lint test demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,10 @@ proto-check: $(STAMP)
 system-deps:
 	@bash scripts/install_system_deps.sh
 
-test: $(STAMP) system-deps proto-check
+lint: $(STAMP)
+	$(VENV)/bin/ruff check server client tests bench scripts
+
+test: $(STAMP) system-deps proto-check lint
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: $(STAMP)

@@ -47,6 +47,7 @@ from pathlib import Path
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
+
 from modelctl.v1 import controller_pb2_grpc, deployment_pb2, registry_pb2
 
 READY = re.compile(r"^modelctl-server listening on (?P<address>\S+) \(metrics on port (?P<metrics>\d+)\)$")

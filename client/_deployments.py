@@ -22,10 +22,18 @@ from modelctl.v1 import deployment_pb2 as _pb
 from . import errors
 from ._backoff import Backoff
 from ._calls import AsyncCaller, AsyncStream, Stream, SyncCaller
-from ._deployment_requests import (DurationLike, LimitLike, StateLike, StrategyLike, deployment_params,
-                                   duration_seconds, is_final, list_deployments_request, state_name,
-                                   strategy_value)
-
+from ._deployment_requests import (
+    DurationLike,
+    LimitLike,
+    StateLike,
+    StrategyLike,
+    deployment_params,
+    duration_seconds,
+    is_final,
+    list_deployments_request,
+    state_name,
+    strategy_value,
+)
 
 #: How long `wait_for_deployment` keeps trying to reconnect to a controller that went away.
 DEFAULT_RECONNECT_TIMEOUT = 60.0

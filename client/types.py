@@ -52,7 +52,8 @@ CreateTokenResponse = _system.CreateTokenResponse
 
 __all__ = [
     "Model", "ModelVersion", "ModelVersionState", "RegisterModelResponse", "UploadArtifactResponse",
-    "ListModelsResponse", "SystemStatus", "ComponentState", "RestartSystemResponse", "AuditEvent", "ListAuditEventsResponse",
+    "ListModelsResponse", "SystemStatus", "ComponentState", "RestartSystemResponse", "AuditEvent",
+    "ListAuditEventsResponse",
     "Role", "Token", "CreateTokenResponse",
     "Deployment", "DeploymentState", "DeploymentStrategy", "DeploymentParams", "Thresholds", "DeploymentEvent",
     "DeploymentEventKind", "GateEvaluation", "GateVerdict", "ListDeploymentsResponse",

@@ -28,20 +28,20 @@ from .audit import AuditLog
 from .auth import TokenService
 from .clock import Clock, SystemClock
 from .config import RESTART_ONLY_KEYS, ConfigError, Settings, load_settings
-from .errors import FailedPreconditionError
-from .metrics.exporter import MetricsExporter, SystemSampler
-from .metrics.recorder import MetricsRecorder
 from .deployments.engine import DeploymentController
 from .deployments.instances import InstanceService
+from .errors import FailedPreconditionError
 from .events import EventHub
+from .metrics.exporter import MetricsExporter, SystemSampler
+from .metrics.recorder import MetricsRecorder
 from .registry.artifacts import ArtifactStore
 from .registry.service import RegistryService
 from .rollouts import Announcer, Reconciler
 from .store.db import Database
 from .store.deployments import SqlDeploymentRepository, protected_versions, traffic_lookup
-from .telemetry.store import MetricsStore
 from .system.components import Supervisor
 from .system.status import SystemProbe
+from .telemetry.store import MetricsStore
 
 log = logging.getLogger(__name__)
 

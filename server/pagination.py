@@ -14,7 +14,8 @@ MAX_PAGE_SIZE = 1000
 
 def page_size_or_default(size: int, *, field: str = "page_size") -> int:
     if size < 0 or size > MAX_PAGE_SIZE:
-        raise ValidationError(FieldViolation(field, f"must be between 0 and {MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE})"))
+        raise ValidationError(FieldViolation(
+            field, f"must be between 0 and {MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE})"))
     return size or DEFAULT_PAGE_SIZE
 
 

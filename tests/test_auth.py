@@ -11,6 +11,7 @@ import pytest
 
 from modelctl.v1 import controller_pb2, deployment_pb2, registry_pb2, system_pb2
 from modelctl_server.api.policy import POLICIES
+
 from grpc_helpers import stub
 
 ROLES = ["viewer", "operator", "admin"]

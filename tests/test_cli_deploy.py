@@ -12,8 +12,8 @@ import modelctl
 from modelctl.cli import _watch
 from modelctl.cli.main import cli
 from modelctl.types import Deployment, DeploymentEvent, DeploymentEventKind, DeploymentState
-from rollout_support import MetricsFeeder, eventually, fast_server, first_step, make_live, register
 
+from rollout_support import MetricsFeeder, eventually, fast_server, first_step, make_live, register
 
 DEPLOYMENT_FIELDS = {"id", "model", "version", "previous_version", "strategy", "state", "step",
                      "traffic_percent", "reason"}

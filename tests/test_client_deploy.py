@@ -14,14 +14,31 @@ import pytest
 import modelctl
 from modelctl import errors
 from modelctl._backoff import Backoff
-from modelctl._deployment_requests import (deployment_params, duration_seconds, is_final, metrics_samples,
-                                           parse_limit, parse_steps, state_name, state_value, strategy_name,
-                                           strategy_value)
+from modelctl._deployment_requests import (
+    deployment_params,
+    duration_seconds,
+    is_final,
+    metrics_samples,
+    parse_limit,
+    parse_steps,
+    state_name,
+    state_value,
+    strategy_name,
+    strategy_value,
+)
 from modelctl._deployments import deploy_request
 from modelctl.types import DeploymentEventKind, DeploymentState, DeploymentStrategy, MetricsSample
-from rollout_support import (FAST_CANARY, RECONCILE_INTERVAL, MetricsFeeder, eventually, fast_server,
-                             first_step, make_live, register)
 
+from rollout_support import (
+    FAST_CANARY,
+    RECONCILE_INTERVAL,
+    MetricsFeeder,
+    eventually,
+    fast_server,
+    first_step,
+    make_live,
+    register,
+)
 
 SUCCEEDED = DeploymentState.Value("DEPLOYMENT_STATE_SUCCEEDED")
 ROLLED_BACK = DeploymentState.Value("DEPLOYMENT_STATE_ROLLED_BACK")

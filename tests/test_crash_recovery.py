@@ -32,12 +32,13 @@ from typing import TypeVar
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from test_server_process import ServerProcess
+
 from modelctl.v1 import controller_pb2_grpc, deployment_pb2, registry_pb2
 from modelctl_server.deployments.model import Deployment, DeploymentEvent, Instance
 from modelctl_server.deployments.queries import DeploymentQueries
 from modelctl_server.store.db import Database
 from modelctl_server.store.deployments import SqlDeploymentRepository
-from test_server_process import ServerProcess
 
 pytestmark = pytest.mark.slow
 

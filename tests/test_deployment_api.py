@@ -17,6 +17,7 @@ from google.protobuf.duration_pb2 import Duration
 from modelctl.v1 import deployment_pb2 as dpb
 from modelctl.v1 import registry_pb2 as rpb
 from modelctl_server.clock import FakeClock
+
 from grpc_helpers import bad_fields, stub
 
 CANARY = dpb.DEPLOYMENT_STRATEGY_CANARY

@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from deploy_support import ScriptedDrift, World, history
+
 from modelctl_server.deployments import ParamOverrides, Phase, Strategy, Verdict
 from modelctl_server.errors import FailedPreconditionError
+
+from deploy_support import ScriptedDrift, World, history
 
 CANARY = Strategy.CANARY
 C, S, G, RB, RD = "CREATED", "STEP_STARTED", "GATE_FAILED", "ROLLBACK_STARTED", "ROLLED_BACK"

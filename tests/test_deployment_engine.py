@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Iterator
 
 import pytest
-from deploy_support import FAST, ScriptedMetrics, World, history
+
 from modelctl_server.config import DeploymentSettings, ThresholdSettings
 from modelctl_server.deployments import (
     DeploymentController,
@@ -18,6 +18,8 @@ from modelctl_server.deployments import (
 )
 from modelctl_server.errors import FailedPreconditionError, NotFoundError, ValidationError
 from modelctl_server.telemetry import MetricsStore
+
+from deploy_support import FAST, ScriptedMetrics, World, history
 
 CANARY, IMMEDIATE = Strategy.CANARY, Strategy.IMMEDIATE
 PROG = "PROGRESSING"

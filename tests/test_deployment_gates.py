@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
 from modelctl_server.deployments import Gate, ParamOverrides, Strategy, Verdict, resolve_params
 from modelctl_server.deployments.gates import (
     GateInputs,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from modelctl_server.config import DeploymentSettings, ThresholdSettings
 from modelctl_server.deployments import (
     DeploymentParams,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+
 from modelctl_server.deployments import TRANSITIONS, IllegalTransitionError, Phase, Strategy, check_transition
 
 FINAL = {Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.ABORTED, Phase.FAILED}

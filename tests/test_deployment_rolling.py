@@ -7,10 +7,12 @@ Heartbeats are expected every 5 s (lost after 15 s of silence). Parameters: depl
 from __future__ import annotations
 
 import pytest
-from deploy_support import World, history
+
 from modelctl_server.deployments import ParamOverrides, Strategy, resolve_params
 from modelctl_server.deployments.rolling import batch_size
 from modelctl_server.errors import FailedPreconditionError, NotFoundError, ValidationError
+
+from deploy_support import World, history
 
 ROLLING = Strategy.ROLLING
 PROG = "PROGRESSING"

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from deploy_support import FAST, START, World, history, seed_model
+
 from modelctl_server.deployments import (
     ActiveDeploymentConflict,
     Deployment,
@@ -35,6 +35,8 @@ from modelctl_server.store.db import Database, alembic_config
 from modelctl_server.store.deployment_tables import DeploymentRow
 from modelctl_server.store.deployments import SqlDeploymentRepository, protected_versions, traffic_lookup
 from modelctl_server.store.tables import Base, ModelRow
+
+from deploy_support import FAST, START, World, history, seed_model
 
 MY_TABLES = {"deployments", "deployment_events", "gate_evaluations", "traffic_weights", "serving_instances"}
 

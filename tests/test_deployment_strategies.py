@@ -6,9 +6,11 @@ Parameters (deploy_support.FAST): 10 s analysis, 20 s bake, 20 samples per gate,
 from __future__ import annotations
 
 import pytest
-from deploy_support import FAST, World, history
+
 from modelctl_server.deployments import ParamOverrides, Strategy, resolve_params
 from modelctl_server.deployments.strategies import PlannedStep, step_split, traffic_plan
+
+from deploy_support import FAST, World, history
 
 IMMEDIATE, BLUE_GREEN = Strategy.IMMEDIATE, Strategy.BLUE_GREEN
 PROG = "PROGRESSING"

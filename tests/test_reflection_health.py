@@ -12,6 +12,8 @@ import pytest
 from modelctl.v1 import controller_pb2
 from modelctl_server import __version__
 
+from conftest import ThreadedServer
+
 pytestmark = pytest.mark.slow
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"

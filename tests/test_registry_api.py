@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from modelctl.v1 import registry_pb2 as pb
+
 from grpc_helpers import bad_fields, stub
 
 

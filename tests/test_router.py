@@ -12,8 +12,8 @@ import pytest
 import modelctl
 from modelctl import NoTrafficSplitError, TrafficRouter
 from modelctl._routing import SplitTable, key_point
-from rollout_support import RECONCILE_INTERVAL, eventually, fast_server, first_step, make_live, register
 
+from rollout_support import RECONCILE_INTERVAL, eventually, fast_server, first_step, make_live, register
 
 KEYS = [f"user-{n}" for n in range(20_000)]
 

@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from modelctl.v1 import registry_pb2, system_pb2
+
 from conftest import make_settings
 from grpc_helpers import bad_fields, stub
 
@@ -42,7 +43,8 @@ def test_restart_reloads_the_config_file_and_keeps_the_listener(tmp_path: Path, 
            "MODELCTL_SERVER_DATA_DIR": str(tmp_path / "data")}
     srv = server_factory(load_settings(config, env), environ=env)
     api = stub(srv.address, srv.admin_token)
-    before = {c.name: c.since.ToNanoseconds() for c in api.GetSystemStatus(system_pb2.GetSystemStatusRequest()).components}
+    components = api.GetSystemStatus(system_pb2.GetSystemStatusRequest()).components
+    before = {c.name: c.since.ToNanoseconds() for c in components}
 
     # An upload stream open across the restart must finish normally.
     data = b"w" * 300_000

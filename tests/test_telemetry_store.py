@@ -6,6 +6,7 @@ import datetime as dt
 import threading
 
 import pytest
+
 from modelctl_server.clock import FakeClock
 from modelctl_server.errors import ValidationError
 from modelctl_server.telemetry import LatencyHistogram, MetricsStore

@@ -15,8 +15,13 @@ from ..pagination import decode_page_token, encode_page_token, page_size_or_defa
 from ..registry import validation
 from ..rollouts import deployment_topic
 from .context import caller
-from .deployment_convert import (deployment_to_proto, event_to_proto, overrides_from_proto, phases_from_proto,
-                                 strategy_from_proto)
+from .deployment_convert import (
+    deployment_to_proto,
+    event_to_proto,
+    overrides_from_proto,
+    phases_from_proto,
+    strategy_from_proto,
+)
 from .services import Services
 
 #: Gate evaluations shown with a deployment (GetDeployment, and the CLI's `deployments show`).

@@ -8,13 +8,13 @@ depends on how much of a guess was right.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import logging
 import os
 import secrets
 from dataclasses import dataclass
-import datetime as dt
 from pathlib import Path
 
 from sqlalchemy import select

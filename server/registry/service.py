@@ -11,8 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from ..clock import Clock
-from ..errors import (AlreadyExistsError, FailedPreconditionError, FieldViolation, NotFoundError, ValidationError,
-                      Violations)
+from ..errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    FieldViolation,
+    NotFoundError,
+    ValidationError,
+    Violations,
+)
 from ..pagination import decode_page_token, encode_page_token, page_size_or_default
 from ..store.db import Database
 from ..store.tables import ModelRow, VersionRow, VersionTagRow

@@ -67,7 +67,8 @@ def check_metadata(framework: str, description: str, metrics: dict[str, float], 
         problems.add("metrics", f"at most {MAX_ENTRIES} entries")
     for key, value in metrics.items():
         if not TAG_KEY_RE.match(key):
-            problems.add(f"metrics[{_short(key)}]", "name must be 1-128 characters of letters, digits, '.', '_', '-', '/'")
+            problems.add(f"metrics[{_short(key)}]",
+                         "name must be 1-128 characters of letters, digits, '.', '_', '-', '/'")
         if not math.isfinite(value):
             problems.add(f"metrics[{_short(key)}]", "must be a finite number")
     if len(tags) > MAX_ENTRIES:

@@ -6,6 +6,7 @@ Revises: 0001
 
 import sqlalchemy as sa
 from alembic import op
+
 from modelctl_server.store.types import UTCDateTime
 
 revision = "0002"
