@@ -19,7 +19,7 @@ from .deployments.engine import DeploymentController
 from .deployments.model import DeploymentEvent, EventKind
 from .events import EventHub
 from .metrics.recorder import MetricsRecorder
-from .system.components import Supervisor
+from .system.components import PeriodicTask, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -74,77 +74,24 @@ class Announcer:
             log.warning("could not export the traffic split of %s", model, exc_info=True)
 
 
-class Reconciler:
-    """The reconcile loop: every `interval` (or sooner when woken) each active deployment takes its next step."""
+class Reconciler(PeriodicTask):
+    """The reconcile loop: every `interval` (or sooner when woken) each active deployment takes its next step.
 
-    name = "reconciler"
+    Deploys, resumes, heartbeats and instance registrations wake it, so a step that is
+    due does not wait for the next interval.
+    """
 
     def __init__(self, controller: DeploymentController, announcer: Announcer, run: Runner, clock: Clock,
                  supervisor: Supervisor, interval: float) -> None:
+        super().__init__("reconciler", interval, clock, supervisor)
         self._controller = controller
         self._announcer = announcer
         self._run = run
-        self._clock = clock
-        self._supervisor = supervisor
-        self.interval = interval
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        #: Completed ticks; tests wait on it instead of sleeping.
-        self.ticks = 0
-        self._tick_done = asyncio.Condition()
 
-    def wake(self) -> None:
-        """Tick now instead of at the next interval (a deployment was created, resumed, confirmed...)."""
-        self._wake.set()
-
-    async def start(self) -> None:
-        self._wake = asyncio.Event()
-        self._tick_done = asyncio.Condition()
-        self._task = asyncio.create_task(self._loop(), name=self.name)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-
-    async def tick(self) -> list[DeploymentEvent]:
+    async def tick(self) -> list[DeploymentEvent]:  # type: ignore[override]
         events = await self._run(self._controller.advance_all)
         self._announcer.announce(events)
         return events
-
-    async def wait_ticks(self, count: int = 1) -> None:
-        """Wait until `count` more ticks have completed."""
-        target = self.ticks + count
-        async with self._tick_done:
-            await self._tick_done.wait_for(lambda: self.ticks >= target)
-
-    async def _loop(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - one bad tick must not end the loop
-                log.exception("reconcile tick failed")
-                self._supervisor.report_failure(self.name, str(exc))
-            self.ticks += 1
-            async with self._tick_done:
-                self._tick_done.notify_all()
-            await self._sleep_or_wake()
-
-    async def _sleep_or_wake(self) -> None:
-        sleeper = asyncio.ensure_future(self._clock.sleep(self.interval))
-        waker = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            waker.cancel()
 
 
 __all__ = ["Announcer", "EventKind", "Reconciler", "assignment_topic", "deployment_topic", "traffic_topic"]

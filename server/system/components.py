@@ -86,7 +86,12 @@ class Supervisor:
 
 
 class PeriodicTask:
-    """A component that runs `tick` every `interval` seconds of the clock until stopped."""
+    """A component that runs `tick` every `interval` seconds of the clock until stopped.
+
+    `wake()` runs the next tick at once instead of at the end of the interval; wakes
+    that arrive during a tick collapse into one more tick. A failing tick is logged
+    and reported, and the loop goes on.
+    """
 
     def __init__(self, name: str, interval: float, clock: Clock, supervisor: Supervisor) -> None:
         self.name = name
@@ -94,11 +99,16 @@ class PeriodicTask:
         self._clock = clock
         self._supervisor = supervisor
         self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
 
     async def tick(self) -> None:
         raise NotImplementedError
 
+    def wake(self) -> None:
+        self._wake.set()
+
     async def start(self) -> None:
+        self._wake = asyncio.Event()  # bound to the running loop
         self._task = asyncio.create_task(self._loop(), name=self.name)
 
     async def stop(self) -> None:
@@ -112,6 +122,7 @@ class PeriodicTask:
 
     async def _loop(self) -> None:
         while True:
+            self._wake.clear()
             try:
                 await self.tick()
             except asyncio.CancelledError:
@@ -119,4 +130,13 @@ class PeriodicTask:
             except Exception as exc:  # noqa: BLE001 - keep ticking; report it
                 log.exception("%s tick failed", self.name)
                 self._supervisor.report_failure(self.name, str(exc))
-            await self._clock.sleep(self.interval)
+            await self._sleep_or_wake()
+
+    async def _sleep_or_wake(self) -> None:
+        sleeper = asyncio.ensure_future(self._clock.sleep(self.interval))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
