@@ -89,6 +89,7 @@ class ControllerApp:
         self.supervisor.add(SystemSampler(self.recorder, self.probe, self.registry.counts, self.run, self.clock,
                                           self.supervisor))
         self.admin_token_file: str | None = None
+        self._stopped = False
 
     async def start(self) -> int:
         """Migrate, bootstrap the admin token, bind and serve. Returns the bound port."""
@@ -133,9 +134,17 @@ class ControllerApp:
         host = self.settings.server.grpc_address.rpartition(":")[0]
         return f"{host}:{self.port}"
 
-    async def stop(self, grace: float | None = None) -> None:
-        """Health NOT_SERVING first so balancers stop sending, then drain and stop."""
+    async def stop(self, grace: float | None = None, drain_delay: float | None = None) -> None:
+        """Health NOT_SERVING first so balancers stop sending, then drain and stop. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         await self.health.enter_graceful_shutdown()
+        delay = self.settings.server.drain_delay if drain_delay is None else drain_delay
+        if delay > 0 and self.server is not None:
+            # Keep serving while load balancers notice NOT_SERVING and route new calls elsewhere.
+            log.info("health is NOT_SERVING; still serving for server.drain_delay (%ss)", delay)
+            await asyncio.sleep(delay)
         self.hub.close()  # watch streams end cleanly instead of being cut at the end of the grace period
         await self.supervisor.stop_all()
         if self.server is not None:

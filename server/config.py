@@ -33,6 +33,9 @@ class ServerSettings:
     #: When set, clients must present a certificate signed by this CA (mTLS).
     tls_client_ca: str = ""
     max_message_bytes: int = 16 * 1024 * 1024
+    #: After SIGTERM, how long to keep serving with health NOT_SERVING so load balancers
+    #: stop routing here before the listener closes (Kubernetes: about one readiness period).
+    drain_delay: float = 0.0
     #: How long in-flight calls may take to finish after SIGTERM.
     shutdown_grace: float = 10.0
     #: Smallest interval between client keepalive pings the server accepts.
@@ -142,7 +145,7 @@ RESTART_ONLY_KEYS = frozenset({
     "registry.models_dir", "auth.enabled", "auth.admin_token_file",
 })
 _DURATION_KEYS = {"step_interval", "progress_deadline", "bake_time", "reconcile_interval", "heartbeat_interval",
-                  "shutdown_grace",
+                  "shutdown_grace", "drain_delay",
                   "keepalive_min_ping_interval", "keepalive_time", "keepalive_timeout", "busy_timeout"}
 _ADDRESS_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
 _SEVERITIES = ("INFO", "WARNING", "ERROR", "CRITICAL")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 import urllib.request
@@ -142,3 +143,22 @@ def test_auth_disabled_is_explicit_and_open(server_factory, caplog) -> None:  # 
 def test_settings_helper_is_port_zero(tmp_path: Path) -> None:
     s = make_settings(tmp_path)
     assert s.server.grpc_address.endswith(":0") and s.server.metrics_address.endswith(":0")
+
+
+def test_drain_delay_keeps_serving_while_health_says_not_serving(server_factory) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import Future
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    srv = server_factory(MODELCTL_SERVER_DRAIN_DELAY="1s")
+    api = stub(srv.address, srv.admin_token)
+    stopping: Future[None] = asyncio.run_coroutine_threadsafe(srv.app.stop(grace=1), srv.loop)
+    health = health_pb2_grpc.HealthStub(grpc.insecure_channel(srv.address))
+    statuses = health.Watch(health_pb2.HealthCheckRequest(), timeout=10)
+    for status in statuses:
+        if status.status == health_pb2.HealthCheckResponse.NOT_SERVING:
+            break
+    statuses.cancel()
+    # Told NOT_SERVING, yet calls routed here in the meantime are still answered.
+    assert api.GetSystemStatus(system_pb2.GetSystemStatusRequest(), timeout=5).database.reachable
+    stopping.result(timeout=10)
