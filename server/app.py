@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import logging
 import os
 from typing import Mapping
@@ -39,8 +40,10 @@ from .registry.service import RegistryService
 from .rollouts import Announcer, Reconciler
 from .store.db import Database
 from .store.deployments import SqlDeploymentRepository, protected_versions, traffic_lookup
+from .store.metric_journal import MetricJournal
 from .system.components import Supervisor
 from .system.status import SystemProbe
+from .telemetry.pruner import JournalPruner
 from .telemetry.store import MetricsStore
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,7 @@ class ControllerApp:
         self.probe = SystemProbe(self.db, self.clock)
         self.hub = EventHub()
         self.metrics_store = MetricsStore(self.clock)
+        self.journal = MetricJournal(self.db)
         repo = SqlDeploymentRepository(self.db)
         self.deployments = DeploymentController(repo, self.clock, self.metrics_store, defaults=settings.deployment,
                                                 thresholds=settings.thresholds,
@@ -79,6 +83,7 @@ class ControllerApp:
                                  registry=self.registry, tokens=self.tokens, audit=self.audit, probe=self.probe,
                                  supervisor=self.supervisor, recorder=self.recorder, restart=self.restart,
                                  deployments=self.deployments, instances=self.instances, metrics=self.metrics_store,
+                                 journal=self.journal,
                                  hub=self.hub, announcer=self.announcer, reconciler=self.reconciler)
         self.health = HealthServicer()
         self.server: grpc.aio.Server | None = None
@@ -86,6 +91,7 @@ class ControllerApp:
         self.metrics = MetricsExporter(self.recorder, settings.server.metrics_address)
         self.supervisor.add(self.metrics)
         self.supervisor.add(self.reconciler)
+        self.supervisor.add(JournalPruner(self.journal, self.metrics_store, self.run, self.clock, self.supervisor))
         self.supervisor.add(SystemSampler(self.recorder, self.probe, self.registry.counts, self.run, self.clock,
                                           self.supervisor))
         self.admin_token_file: str | None = None
@@ -97,6 +103,9 @@ class ControllerApp:
         s.data_path.mkdir(parents=True, exist_ok=True)
         self.hub.bind(asyncio.get_running_loop())
         await self.run(self.db.migrate)
+        replayed = await self.run(self._replay_metrics)
+        if replayed:
+            log.info("replayed %d metric reports from the journal", replayed)
         if s.auth.enabled:
             written = await self.run(self.tokens.ensure_admin, s.admin_token_path,
                                      self._environ.get("MODELCTL_ADMIN_TOKEN"))
@@ -128,6 +137,15 @@ class ControllerApp:
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         log.info("modelctl listening on %s (tls=%s)", self.address, s.tls_enabled)
         return self.port
+
+    def _replay_metrics(self) -> int:
+        """Refill the in-memory windows from the journal, so running canaries keep their evidence."""
+        start = self.clock.now() - dt.timedelta(seconds=self.metrics_store.retention_seconds)
+        count = 0
+        for report in self.journal.since(start):
+            self.metrics_store.add(report)
+            count += 1
+        return count
 
     @property
     def address(self) -> str:

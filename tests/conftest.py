@@ -63,6 +63,9 @@ class ThreadedServer:
         return issued.secret
 
     def stop(self) -> None:
+        """Stop the controller and its loop; calling it again does nothing."""
+        if self.loop.is_closed():
+            return
         try:
             self.call(self.app.stop(grace=1))
         finally:

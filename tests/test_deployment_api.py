@@ -358,3 +358,24 @@ def test_deployment_metrics_are_exported(ctl: Controller) -> None:
     assert 'modelctl_model_requests_total{model="fraud",version="2"} 40.0' in body
     assert 'modelctl_model_errors_total{model="fraud",version="2"} 20.0' in body
     assert "modelctl_fast_rollback_seconds_count" in body  # 0 or 1: the reconcile loop may catch it first
+
+
+def test_acknowledged_metric_reports_survive_a_restart(server_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from conftest import make_settings
+
+    settings = make_settings(tmp_path / "data", MODELCTL_DEPLOYMENT_MIN_SAMPLES="10")
+    first = Controller(server_factory(settings, clock=FakeClock(dt.datetime.now(dt.timezone.utc))), None)  # type: ignore[arg-type]
+    first.clock = first.srv.app.clock  # type: ignore[assignment]
+    first.register("fraud", "1", "2")
+    first.make_live("fraud", "1")
+    dep = canary(first)
+    first.advance(1)
+    first.report("fraud", "2", requests=20)  # acknowledged: enough samples for the step
+    first.srv.stop()
+
+    # A new process on the same database, its clock where the first one stopped.
+    clock = FakeClock(first.clock.now())
+    second = Controller(server_factory(settings, clock=clock), clock)
+    second.advance(30)
+    second.tick()  # no new report: the journal brought the evidence back
+    assert second.get(dep.id).step == 2

@@ -16,6 +16,7 @@ from ..metrics.recorder import MetricsRecorder
 from ..registry.service import RegistryService
 from ..rollouts import Announcer, Reconciler
 from ..store.db import Database
+from ..store.metric_journal import MetricJournal
 from ..system.components import Supervisor
 from ..system.status import SystemProbe
 from ..telemetry.store import MetricsStore
@@ -45,6 +46,7 @@ class Services:
     deployments: DeploymentController
     instances: InstanceService
     metrics: MetricsStore
+    journal: MetricJournal
     hub: EventHub
     announcer: Announcer
     reconciler: Reconciler

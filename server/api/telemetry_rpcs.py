@@ -75,11 +75,17 @@ def _require_version(s: Services, model: str, version: str) -> None:
 
 
 def _ingest(s: Services, request: _pb.ReportMetricsRequest) -> None:
+    """Journal the reports (durable before we answer), then fold them into the in-memory windows."""
     now = s.clock.now()
+    reports = []
     for sample in request.samples:
         at = sample.time.ToDatetime(tzinfo=now.tzinfo) if sample.HasField("time") else None
         if at is not None and at > now:
             at = now  # a client clock ahead of ours must not push reports into the future
         quantiles = {0.95: sample.latency_p95_ms} if sample.HasField("latency_p95_ms") else None
-        s.metrics.ingest(sample.model, sample.version, requests=sample.requests, errors=sample.errors,
-                         latency_ms=list(sample.latency_ms), latency_quantiles=quantiles, at=at)
+        reports.append(s.metrics.prepare(sample.model, sample.version, requests=sample.requests,
+                                         errors=sample.errors, latency_ms=list(sample.latency_ms),
+                                         latency_quantiles=quantiles, at=at))
+    s.journal.append(reports)
+    for report in reports:
+        s.metrics.add(report)

@@ -1,7 +1,7 @@
 """Telemetry: model traffic aggregated on ingest and read back over windows."""
 
 from .histogram import LatencyHistogram
-from .store import Ingested, MetricsStore
+from .store import Ingested, MetricsStore, Report
 from .window import DriftSource, MetricsSource, WindowStats
 
-__all__ = ["DriftSource", "Ingested", "LatencyHistogram", "MetricsSource", "MetricsStore", "WindowStats"]
+__all__ = ["DriftSource", "Ingested", "LatencyHistogram", "MetricsSource", "MetricsStore", "Report", "WindowStats"]

@@ -89,3 +89,16 @@ class LatencyHistogram:
     def __len__(self) -> int:
         """Buckets in use: the memory this histogram holds."""
         return len(self._weights)
+
+    def to_dict(self) -> dict[str, float]:
+        """A JSON-ready form ({bucket index: weight}), for the metrics journal."""
+        return {str(index): weight for index, weight in self._weights.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, float]) -> LatencyHistogram:
+        histogram = cls()
+        for index, weight in data.items():
+            if weight > 0:
+                histogram._weights[int(index)] = histogram._weights.get(int(index), 0.0) + float(weight)
+                histogram.total += float(weight)
+        return histogram

@@ -35,6 +35,18 @@ class Ingested:
     at: dt.datetime
 
 
+@dataclass(frozen=True)
+class Report:
+    """One validated report, its latency already folded into a histogram: what the journal keeps."""
+
+    model: str
+    version: str
+    requests: int
+    errors: int
+    latency: LatencyHistogram
+    at: dt.datetime
+
+
 @dataclass
 class _Bucket:
     requests: int = 0
@@ -90,15 +102,29 @@ class MetricsStore:
         Latency comes either as samples (`latency_ms`, any subset of the requests)
         or as `latency_quantiles` {0.5: ms, 0.95: ms, ...} describing all `requests`.
         """
+        return self.add(self.prepare(model, version, requests=requests, errors=errors, latency_ms=latency_ms,
+                                     latency_quantiles=latency_quantiles, at=at))
+
+    def prepare(self, model: str, version: str, *, requests: int, errors: int = 0,
+                latency_ms: Iterable[float] = (), latency_quantiles: Mapping[float, float] | None = None,
+                at: dt.datetime | None = None) -> Report:
+        """Validate a report and summarise its latency, without adding it yet (to journal it first)."""
         samples = list(latency_ms)
         _validate(model, version, requests, errors, samples, latency_quantiles)
-        at = at or self._clock.now()
-        seconds = _epoch_seconds(at)
+        latency = LatencyHistogram()
+        latency.add_samples(samples)
+        if latency_quantiles and requests:
+            latency.add_quantiles(latency_quantiles, requests)
+        return Report(model, version, requests, errors, latency, at or self._clock.now())
+
+    def add(self, report: Report) -> Ingested:
+        """Fold a prepared report (new, or replayed from the journal after a restart) into its bucket."""
+        seconds = _epoch_seconds(report.at)
         key = math.floor(seconds / self._width)
         with self._lock:
-            series = self._series.get((model, version))
+            series = self._series.get((report.model, report.version))
             if series is None:
-                series = self._series[(model, version)] = _Series()
+                series = self._series[(report.model, report.version)] = _Series()
             series.last_ingest = self._clock.monotonic()
             self._evict_idle_series()
             bucket = series.bucket(key, self._max_points)
@@ -107,12 +133,15 @@ class MetricsStore:
             else:
                 bucket.first_at = min(bucket.first_at, seconds)
                 bucket.last_at = max(bucket.last_at, seconds)
-                bucket.requests += requests
-                bucket.errors += errors
-                bucket.latency.add_samples(samples)
-                if latency_quantiles and requests:
-                    bucket.latency.add_quantiles(latency_quantiles, requests)
-        return Ingested(model, version, requests, errors, at)
+                bucket.requests += report.requests
+                bucket.errors += report.errors
+                bucket.latency.merge(report.latency)
+        return Ingested(report.model, report.version, report.requests, report.errors, report.at)
+
+    @property
+    def retention_seconds(self) -> float:
+        """How far back a series can reach: older reports no longer matter."""
+        return self._width * self._max_points
 
     def window(self, model: str, version: str, since: dt.datetime, until: dt.datetime) -> WindowStats:
         """The reports made after `since` and up to `until`.
