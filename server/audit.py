@@ -60,7 +60,7 @@ class AuditLog:
             query = query.where(AuditRow.token_id == token_id)
         if outcome:
             query = query.where(AuditRow.outcome == outcome)
-        with self._db.session() as s:
+        with self._db.read() as s:
             rows = list(s.scalars(query))
         more = len(rows) > size
         rows = rows[:size]

@@ -254,7 +254,7 @@ def test_registry_hooks_see_traffic_and_protect_deployment_versions(sql_url: str
         assert b.db is not None
         with b.db.session() as s:
             model = s.scalars(sa.select(ModelRow).where(ModelRow.name == "fraud")).one()
-            assert traffic_lookup(s, model) == {"v1": 95.0, "v3": 5.0}
+            assert traffic_lookup(s, [model]) == {model.id: {"v1": 95.0, "v3": 5.0}}
             assert protected_versions(s, model) == {"v1", "v3"}
         world.controller.abort(d)
         with b.db.session() as s:

@@ -54,11 +54,17 @@ class RegistryRpcs:
                                           size_bytes=stored.size_bytes)
 
     async def ListModels(self, request: _pb.ListModelsRequest, context: grpc.aio.ServicerContext):
-        page = await self.services.run(self.services.registry.list, page_size=request.page_size,
-                                       page_token=request.page_token, name_prefix=request.name_prefix,
-                                       tags=dict(request.tags), include_archived=request.include_archived)
-        return _pb.ListModelsResponse(models=[model_to_proto(m) for m in page.models],
-                                      next_page_token=page.next_page_token)
+        registry = self.services.registry
+
+        def page() -> _pb.ListModelsResponse:
+            # Built on the worker thread: a page of 100 models with their versions is thousands of
+            # messages, and converting them on the event loop would stall every other call.
+            found = registry.list(page_size=request.page_size, page_token=request.page_token,
+                                  name_prefix=request.name_prefix, tags=dict(request.tags),
+                                  include_archived=request.include_archived)
+            return _pb.ListModelsResponse(models=[model_to_proto(m) for m in found.models],
+                                          next_page_token=found.next_page_token)
+        return await self.services.run(page)
 
     async def GetModel(self, request: _pb.GetModelRequest, context: grpc.aio.ServicerContext):
         model = await self.services.run(self.services.registry.get, request.name,

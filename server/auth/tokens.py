@@ -107,7 +107,7 @@ class TokenService:
 
     def authenticate(self, token: str) -> Identity:
         digest = hash_token(token)
-        with self._db.session() as s:
+        with self._db.read() as s:
             row = s.scalars(select(TokenRow).where(TokenRow.token_hash == digest)).first()
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             raise UnauthenticatedError("unknown token")

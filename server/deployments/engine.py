@@ -207,7 +207,7 @@ class DeploymentController(DeploymentQueries):
         end of the step. The check is read-only until it finds a breach, so the
         common case of healthy metrics costs one read.
         """
-        with self._repo.transaction() as tx:
+        with self._repo.read() as tx:
             dep = tx.active_deployment(model)
         if dep is None or version not in (dep.version, dep.previous_version) or not _watched(dep):
             return []

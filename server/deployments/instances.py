@@ -62,14 +62,14 @@ class InstanceService:
         return self.get(model, instance_id).assigned_version
 
     def get(self, model: str, instance_id: str) -> Instance:
-        with self._repo.transaction() as tx:
+        with self._repo.read() as tx:
             instance = tx.get_instance(model, instance_id)
         if instance is None:
             raise NotFoundError(f"instance {instance_id!r} of model {model!r} is not registered")
         return instance
 
     def list(self, model: str) -> list[Instance]:
-        with self._repo.transaction() as tx:
+        with self._repo.read() as tx:
             if tx.get_model(model) is None:
                 raise NotFoundError(f"model {model!r} not found")
             return tx.list_instances(model)

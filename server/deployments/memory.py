@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 import threading
 from dataclasses import dataclass, field
-from typing import Collection, Iterator, Mapping, Sequence
+from typing import Collection, ContextManager, Iterator, Mapping, Sequence
 
 from .model import Deployment, DeploymentEvent, EventKind, GateEvaluation, Instance, ModelInfo, VersionInfo
 from .phases import Phase
@@ -52,6 +52,9 @@ class InMemoryDeploymentRepository:
                 self._data.versions[(name, version)] = VersionInfo(name, version, version in archived)
             if live is not None:
                 self._data.traffic.setdefault(name, {live: 100.0})
+
+    def read(self) -> ContextManager[_MemoryTx]:
+        return self.transaction()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[_MemoryTx]:

@@ -19,7 +19,7 @@ class DeploymentQueries:
         self._repo = repo
 
     def get(self, deployment_id: str) -> Deployment:
-        with self._repo.transaction() as tx:
+        with self._repo.read() as tx:
             dep = tx.get_deployment(deployment_id)
         if dep is None:
             raise NotFoundError(f"deployment {deployment_id!r} not found")
@@ -28,32 +28,32 @@ class DeploymentQueries:
     def list(self, *, model: str | None = None, phases: Collection[Phase] | None = None,
              after: str | None = None, limit: int = 100) -> list[Deployment]:
         """Newest first; pass the last id of a page as `after` for the next."""
-        with self._repo.transaction() as tx:
+        with self._repo.read() as tx:
             return tx.list_deployments(model=model, phases=phases, after=after, limit=limit)
 
     def active_ids(self) -> list[str]:
         """The deployments the reconcile loop must keep advancing, oldest first."""
-        with self._repo.transaction() as tx:
+        with self._repo.read() as tx:
             return tx.active_deployment_ids()
 
     def events(self, deployment_id: str, *, after_seq: int = 0,
                limit: int | None = None) -> list[DeploymentEvent]:
         """The stored history after `after_seq`, for a stream to replay before it follows live events."""
-        with self._repo.transaction() as tx:
+        with self._repo.read() as tx:
             if tx.get_deployment(deployment_id) is None:
                 raise NotFoundError(f"deployment {deployment_id!r} not found")
             return tx.list_events(deployment_id, after_seq=after_seq, limit=limit)
 
     def evaluations(self, deployment_id: str, *, limit: int = 50) -> list[GateEvaluation]:
         """The latest gate evaluations, oldest first: what `deployments show` prints."""
-        with self._repo.transaction() as tx:
+        with self._repo.read() as tx:
             if tx.get_deployment(deployment_id) is None:
                 raise NotFoundError(f"deployment {deployment_id!r} not found")
             return tx.list_evaluations(deployment_id, limit=limit)
 
     def traffic_split(self, model: str) -> dict[str, float]:
         """version -> percent; a version at 0 is loaded (shadow, or kept for rollback) but gets no traffic."""
-        with self._repo.transaction() as tx:
+        with self._repo.read() as tx:
             if tx.get_model(model) is None:
                 raise NotFoundError(f"model {model!r} not found")
             return tx.get_traffic(model)

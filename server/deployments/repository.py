@@ -89,3 +89,6 @@ class DeploymentTx(Protocol):
 class DeploymentRepository(Protocol):
     def transaction(self) -> ContextManager[DeploymentTx]:
         """Commits when the block ends, rolls back if it raises."""
+
+    def read(self) -> ContextManager[DeploymentTx]:
+        """A transaction that only reads: it blocks no writer (on SQLite it takes no write lock)."""

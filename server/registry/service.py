@@ -86,8 +86,8 @@ class ModelPage:
 #: Gives the versions of a model that must not be archived beyond live and previous
 #: (for example the target of a deployment in progress). Called inside the transaction.
 ProtectedVersions = Callable[[Session, ModelRow], set[str]]
-#: Gives a model's current traffic split (version -> percent).
-TrafficLookup = Callable[[Session, ModelRow], dict[str, float]]
+#: Gives the traffic splits (version -> percent) of several models at once, by model id.
+TrafficLookup = Callable[[Session, list[ModelRow]], dict[int, dict[str, float]]]
 
 
 class RegistryService:
@@ -99,7 +99,7 @@ class RegistryService:
         self.artifacts = artifacts
         self.max_versions = max_versions
         self._protected = protected_versions or (lambda _s, _m: set())
-        self._traffic = traffic_lookup or (lambda _s, _m: {})
+        self._traffic = traffic_lookup or (lambda _s, _rows: {})
 
     def register(self, new: NewVersion, *, created_by: str = "") -> Registration:
         problems = Violations()
@@ -173,15 +173,15 @@ class RegistryService:
         problems = Violations()
         validation.check_name(name, problems)
         problems.raise_if_any()
-        with self._db.session() as s:
+        with self._db.read() as s:
             row = s.scalars(select(ModelRow).where(ModelRow.name == name)
-                            .options(selectinload(ModelRow.versions))).first()
+                            .options(_versions(include_archived))).first()
             if row is None:
                 raise NotFoundError(f"model {name!r} is not registered")
-            return self._model(s, row, include_archived)
+            return self._models(s, [row])[0]
 
     def get_version(self, name: str, version: str) -> ModelVersion:
-        with self._db.session() as s:
+        with self._db.read() as s:
             row = self._find_version(s, name, version)
             if row is None:
                 raise NotFoundError(f"{name} has no version {version!r}")
@@ -198,7 +198,7 @@ class RegistryService:
             if not validation.TAG_KEY_RE.match(key):
                 problems.add(f"tags[{key[:40]}]", "is not a valid tag key")
         problems.raise_if_any()
-        query = select(ModelRow).order_by(ModelRow.name).limit(size + 1).options(selectinload(ModelRow.versions))
+        query = select(ModelRow).order_by(ModelRow.name).limit(size + 1).options(_versions(include_archived))
         if after is not None:
             query = query.where(ModelRow.name > after)
         if name_prefix:
@@ -212,11 +212,11 @@ class RegistryService:
             query = query.where(exists(select(VersionTagRow.version_id).select_from(VersionTagRow)
                                        .join(VersionRow, VersionRow.id == VersionTagRow.version_id)
                                        .where(and_(*conditions))))
-        with self._db.session() as s:
+        with self._db.read() as s:
             rows = list(s.scalars(query))
             more = len(rows) > size
             rows = rows[:size]
-            models = [self._model(s, r, include_archived) for r in rows]
+            models = self._models(s, rows)
         token = encode_page_token("models", rows[-1].name) if more and rows else ""
         return ModelPage(models, token)
 
@@ -244,7 +244,7 @@ class RegistryService:
 
     def counts(self) -> tuple[int, int]:
         """(models, non-archived versions)."""
-        with self._db.session() as s:
+        with self._db.read() as s:
             models = s.scalar(select(func.count()).select_from(ModelRow)) or 0
             versions = s.scalar(select(func.count()).select_from(VersionRow).where(VersionRow.state == READY)) or 0
         return models, versions
@@ -254,7 +254,7 @@ class RegistryService:
         query = select(ModelRow.name).order_by(ModelRow.name).limit(limit)
         if prefix:
             query = query.where(func.substr(ModelRow.name, 1, len(prefix)) == prefix)
-        with self._db.session() as s:
+        with self._db.read() as s:
             return list(s.scalars(query))
 
     @staticmethod
@@ -262,11 +262,19 @@ class RegistryService:
         return s.scalars(select(VersionRow).join(ModelRow).where(ModelRow.name == name,
                                                                 VersionRow.version == version)).first()
 
-    def _model(self, s: Session, row: ModelRow, include_archived: bool) -> Model:
-        versions = [_version(v, row.name) for v in row.versions if include_archived or v.state != ARCHIVED]
-        return Model(name=row.name, created_at=row.created_at, versions=versions,
-                     live_version=row.live_version or "", previous_version=row.previous_version or "",
-                     traffic=self._traffic(s, row))
+    def _models(self, s: Session, rows: list[ModelRow]) -> list[Model]:
+        """Domain models for `rows` (versions already loaded), with every traffic split in one query."""
+        traffic = self._traffic(s, rows) if rows else {}
+        return [Model(name=row.name, created_at=row.created_at, versions=[_version(v, row.name) for v in row.versions],
+                      live_version=row.live_version or "", previous_version=row.previous_version or "",
+                      traffic=traffic.get(row.id, {})) for row in rows]
+
+
+def _versions(include_archived: bool):  # type: ignore[no-untyped-def]
+    """Load a model's versions with it; archived ones only when asked, filtered by the database."""
+    if include_archived:
+        return selectinload(ModelRow.versions)
+    return selectinload(ModelRow.versions.and_(VersionRow.state == READY))
 
 
 def _version(row: VersionRow, name: str) -> ModelVersion:

@@ -32,11 +32,20 @@ class Database:
             self.engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
                                         connect_args={"connect_timeout": 5})
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Same pool; on SQLite its transactions begin DEFERRED, so readers never queue behind writers.
+        self._read_sessions = sessionmaker(self.engine.execution_options(modelctl_read_only=True),
+                                           expire_on_commit=False)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on error."""
         with self._sessions() as session, session.begin():
+            yield session
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        """A transaction that only reads (on SQLite it takes no write lock). Writing in it is a bug."""
+        with self._read_sessions() as session, session.begin():
             yield session
 
     def ping(self) -> float:
@@ -82,6 +91,9 @@ def _sqlite_engine(url: str, busy_timeout: float) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
+        if conn.get_execution_options().get("modelctl_read_only"):
+            conn.exec_driver_sql("BEGIN")  # WAL readers see a snapshot and block nobody
+            return
         # Take the write lock up front: a deferred transaction that later upgrades to a
         # writer can fail with SQLITE_BUSY without waiting on the busy timeout.
         conn.exec_driver_sql("BEGIN IMMEDIATE")

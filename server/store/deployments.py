@@ -53,6 +53,11 @@ class SqlDeploymentRepository:
         with self._db.session() as session:
             yield SqlDeploymentTx(session)
 
+    @contextlib.contextmanager
+    def read(self) -> Iterator[SqlDeploymentTx]:
+        with self._db.read() as session:
+            yield SqlDeploymentTx(session)
+
 
 class SqlDeploymentTx:
     def __init__(self, session: Session) -> None:
@@ -301,9 +306,15 @@ def traffic_of(session: Session, model_id: int) -> dict[str, float]:
     return {version: percent for version, percent in rows}
 
 
-def traffic_lookup(session: Session, model: ModelRow) -> dict[str, float]:
-    """A model's traffic split, for GetModel."""
-    return traffic_of(session, model.id)
+def traffic_lookup(session: Session, models: list[ModelRow]) -> dict[int, dict[str, float]]:
+    """The traffic splits of `models` in one query, for GetModel and ListModels."""
+    out: dict[int, dict[str, float]] = {}
+    rows = session.execute(select(TrafficWeightRow.model_id, TrafficWeightRow.version, TrafficWeightRow.percent)
+                           .where(TrafficWeightRow.model_id.in_([m.id for m in models]))
+                           .order_by(TrafficWeightRow.model_id, TrafficWeightRow.version))
+    for model_id, version, percent in rows:
+        out.setdefault(model_id, {})[version] = percent
+    return out
 
 
 def protected_versions(session: Session, model: ModelRow) -> set[str]:
