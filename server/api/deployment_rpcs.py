@@ -64,7 +64,7 @@ class DeploymentRpcs:
         problems.raise_if_any()
         update = await self.services.run(self.services.deployments.rollback, request.model,
                                          request.to_version or None, created_by=caller().name)
-        self.services.reconciler.wake()  # traffic is already back; the next tick marks it done
+        self.services.reconciler.wake()  # with a bake time it is watched from now
         return await self._with_evaluations(update)
 
     async def GetDeployment(self, request: _pb.GetDeploymentRequest, context: grpc.aio.ServicerContext):

@@ -149,7 +149,12 @@ class DeploymentController(DeploymentQueries):
             overrides = dataclasses.replace(overrides, bake_time=0.0)
         created = self.create(model, target, Strategy.IMMEDIATE, overrides, created_by=created_by)
         switched = self._decide(created.deployment.id, self._advance)
-        return DeploymentUpdate(switched.deployment, created.events + switched.events)
+        events = created.events + switched.events
+        if switched.deployment.params.bake_time == 0:
+            # Nothing to watch: finish now, so the operator's rollback answers SUCCEEDED, not PROGRESSING.
+            switched = self._decide(created.deployment.id, self._advance)
+            events += switched.events
+        return DeploymentUpdate(switched.deployment, events)
 
     def promote(self, deployment_id: str, *, by: str = "") -> DeploymentUpdate:
         """Skip the remaining steps: the new version takes everything and is live."""
