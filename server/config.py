@@ -59,6 +59,8 @@ class RegistrySettings:
     #: Empty means <data_dir>/models.
     models_dir: str = ""
     max_versions: int = 10
+    #: Largest artifact UploadArtifact accepts; beyond it the upload is RESOURCE_EXHAUSTED and removed.
+    max_artifact_bytes: int = 10 * 1024 ** 3
 
 
 @dataclass(frozen=True)
@@ -261,6 +263,8 @@ def _check(s: Settings) -> None:
         raise ConfigError(f"database.url: unsupported database {url.split(':')[0]!r} (use sqlite or postgresql)")
     if not 1 <= s.registry.max_versions <= 10_000:
         raise ConfigError("registry.max_versions: must be between 1 and 10000")
+    if s.registry.max_artifact_bytes < 1:
+        raise ConfigError("registry.max_artifact_bytes: must be positive")
     d = s.deployment
     if not d.steps or any(not 0 < p <= 100 for p in d.steps) or list(d.steps) != sorted(set(d.steps)):
         raise ConfigError("deployment.steps: must be increasing percentages in 1..100")

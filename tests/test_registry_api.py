@@ -263,3 +263,20 @@ def test_retention_archives_oldest_unused_versions(server_factory):  # type: ign
     assert [v.version for v in resp.archived] == ["4"]
     current = [v.version for v in api.GetModel(pb.GetModelRequest(name="fraud")).versions]
     assert current == ["5", "2", "1"]
+
+
+def test_uploads_beyond_the_size_limit_are_refused_and_leave_nothing(server_factory) -> None:  # type: ignore[no-untyped-def]
+    srv = server_factory(MODELCTL_REGISTRY_MAX_ARTIFACT_BYTES="5000")
+    api = stub(srv.address, srv.admin_token)
+    data = b"z" * 6000
+    for declared in (len(data), 0):  # declared too big up front, or found out while streaming
+        def chunks():  # type: ignore[no-untyped-def]
+            yield pb.UploadArtifactRequest(header=pb.ArtifactHeader(sha256=hashlib.sha256(data).hexdigest(),
+                                                                    size_bytes=declared))
+            for i in range(0, len(data), 1000):
+                yield pb.UploadArtifactRequest(chunk=data[i:i + 1000])
+        with pytest.raises(grpc.RpcError) as err:
+            api.UploadArtifact(chunks())
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "max_artifact_bytes" in err.value.details()
+    assert [p for p in (srv.data_dir / "models").rglob("*") if p.is_file()] == []
+    assert api.UploadArtifact(upload_chunks(b"small")).size_bytes == 5

@@ -8,7 +8,7 @@ import grpc
 
 from modelctl.v1 import registry_pb2 as _pb
 
-from ..errors import FieldViolation, ValidationError, Violations
+from ..errors import FieldViolation, ResourceExhaustedError, ValidationError, Violations
 from ..registry import validation
 from ..registry.artifacts import Upload
 from .context import caller, set_audit_target
@@ -39,11 +39,18 @@ class RegistryRpcs:
         if header.size_bytes < 0:
             problems.add("header.size_bytes", "must not be negative")
         problems.raise_if_any()
+        limit = self.services.settings.registry.max_artifact_bytes
+        if header.size_bytes > limit:
+            raise ResourceExhaustedError(f"the artifact is {header.size_bytes} bytes; this server accepts at most "
+                                         f"{limit} (registry.max_artifact_bytes)")
         upload: Upload = await run(self.services.registry.artifacts.start_upload)
         try:
             async for message in request_iterator:
                 if message.WhichOneof("part") != "chunk":
                     raise ValidationError(FieldViolation("header", "only the first message may be a header"))
+                if upload.size + len(message.chunk) > limit:
+                    raise ResourceExhaustedError(f"the artifact exceeds {limit} bytes (registry.max_artifact_bytes); "
+                                                 "nothing was stored")
                 await run(upload.write, message.chunk)
             stored = await run(upload.commit, header.sha256.lower(), header.size_bytes)
         except BaseException:
