@@ -37,6 +37,7 @@ from .metrics.exporter import MetricsExporter, SystemSampler
 from .metrics.recorder import MetricsRecorder
 from .registry.artifacts import ArtifactStore
 from .registry.service import RegistryService
+from .registry.sweeper import ArtifactSweeper
 from .rollouts import Announcer, Reconciler
 from .store.db import Database
 from .store.deployments import SqlDeploymentRepository, protected_versions, traffic_lookup
@@ -91,6 +92,9 @@ class ControllerApp:
         self.metrics = MetricsExporter(self.recorder, settings.server.metrics_address)
         self.supervisor.add(self.metrics)
         self.supervisor.add(self.reconciler)
+        self.sweeper = ArtifactSweeper(self.registry, self.run, self.clock, self.supervisor,
+                                       grace=lambda: self.settings.registry.orphan_grace)
+        self.supervisor.add(self.sweeper)
         self.supervisor.add(JournalPruner(self.journal, self.metrics_store, self.run, self.clock, self.supervisor))
         self.supervisor.add(SystemSampler(self.recorder, self.probe, self.registry.counts, self.run, self.clock,
                                           self.supervisor))

@@ -61,6 +61,8 @@ class RegistrySettings:
     max_versions: int = 10
     #: Largest artifact UploadArtifact accepts; beyond it the upload is RESOURCE_EXHAUSTED and removed.
     max_artifact_bytes: int = 10 * 1024 ** 3
+    #: Uploaded artifacts no version refers to are deleted once this old (the time to register them).
+    orphan_grace: float = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ RESTART_ONLY_KEYS = frozenset({
     "registry.models_dir", "auth.enabled", "auth.admin_token_file",
 })
 _DURATION_KEYS = {"step_interval", "progress_deadline", "bake_time", "reconcile_interval", "heartbeat_interval",
-                  "shutdown_grace", "drain_delay",
+                  "shutdown_grace", "drain_delay", "orphan_grace",
                   "keepalive_min_ping_interval", "keepalive_time", "keepalive_timeout", "busy_timeout"}
 _ADDRESS_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
 _SEVERITIES = ("INFO", "WARNING", "ERROR", "CRITICAL")

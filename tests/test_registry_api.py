@@ -280,3 +280,29 @@ def test_uploads_beyond_the_size_limit_are_refused_and_leave_nothing(server_fact
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "max_artifact_bytes" in err.value.details()
     assert [p for p in (srv.data_dir / "models").rglob("*") if p.is_file()] == []
     assert api.UploadArtifact(upload_chunks(b"small")).size_bytes == 5
+
+
+def test_unregistered_uploads_are_swept_after_the_grace(server_factory) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from modelctl_server.clock import FakeClock
+
+    clock = FakeClock(dt.datetime.now(dt.timezone.utc))
+    srv = server_factory(clock=clock, MODELCTL_REGISTRY_ORPHAN_GRACE="1h")
+    api = stub(srv.address, srv.admin_token)
+    kept = api.UploadArtifact(upload_chunks(b"registered"))
+    register(api, uri=kept.artifact_uri)
+    orphan = api.UploadArtifact(upload_chunks(b"never registered"))
+    archived = api.UploadArtifact(upload_chunks(b"registered, then archived"))
+    register(api, version="2.0.0", uri=archived.artifact_uri)
+    api.ArchiveModelVersion(pb.ArchiveModelVersionRequest(name="fraud", version="2.0.0"))
+
+    path = lambda uri: Path(uri.removeprefix("file://"))  # noqa: E731
+    assert srv.app.sweeper.sweep() == 0  # younger than the grace: it may still be registered
+
+    async def advance() -> None:
+        clock.advance(3601)  # on the server's loop, where the clock's sleepers live
+    srv.call(advance())
+    assert srv.app.sweeper.sweep() == 1
+    assert not path(orphan.artifact_uri).exists()
+    assert path(kept.artifact_uri).exists() and path(archived.artifact_uri).exists()

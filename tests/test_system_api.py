@@ -32,6 +32,7 @@ def test_status_reports_process_database_counts_and_components(live_server) -> N
     assert states == {"metrics-exporter": system_pb2.COMPONENT_STATE_RUNNING,
                       "reconciler": system_pb2.COMPONENT_STATE_RUNNING,
                       "metrics-journal-pruner": system_pb2.COMPONENT_STATE_RUNNING,
+                      "artifact-sweeper": system_pb2.COMPONENT_STATE_RUNNING,
                       "system-sampler": system_pb2.COMPONENT_STATE_RUNNING}
     assert st.auth_enabled and not st.tls_enabled
 

@@ -54,6 +54,24 @@ class ArtifactStore:
         parsed = urlparse(uri)
         return parsed.scheme == "file" and Path(parsed.path).is_relative_to(self.root)
 
+    def sweep(self, referenced: set[str], now: float, grace_seconds: float) -> list[Path]:
+        """Delete stored artifacts no version refers to, and abandoned uploads, older than the grace.
+
+        The grace covers the gap between UploadArtifact and the RegisterModel that
+        refers to it. Returns what was removed.
+        """
+        removed: list[Path] = []
+        candidates = list((self.root / "sha256").glob("*/*")) + list(self._tmp.glob("upload-*"))
+        for path in candidates:
+            try:
+                old_enough = now - path.stat().st_mtime > grace_seconds
+            except FileNotFoundError:
+                continue  # removed meanwhile
+            if old_enough and path.is_file() and path.as_uri() not in referenced:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
+
 
 class Upload:
     """One upload in progress. Call `write` per chunk, then `commit` or `abort`."""

@@ -249,6 +249,14 @@ class RegistryService:
             versions = s.scalar(select(func.count()).select_from(VersionRow).where(VersionRow.state == READY)) or 0
         return models, versions
 
+    def managed_artifact_uris(self) -> set[str]:
+        """Every artifact URI of a version (archived ones too) that points into the artifact store."""
+        prefix = self.artifacts.root.as_uri() + "/"
+        with self._db.read() as s:
+            uris = s.scalars(select(VersionRow.artifact_uri)
+                             .where(func.substr(VersionRow.artifact_uri, 1, len(prefix)) == prefix).distinct())
+            return set(uris)
+
     def model_names(self, prefix: str = "", limit: int = 50) -> list[str]:
         """Model names for shell completion."""
         query = select(ModelRow.name).order_by(ModelRow.name).limit(limit)
