@@ -83,6 +83,12 @@ class SystemCalls(SyncCaller):
     def revoke_token(self, token_id: str, *, timeout: float | None = None) -> _system.Token:
         return self._call(self._stub.RevokeToken, _system.RevokeTokenRequest(id=token_id), timeout)
 
+    def list_tokens(self, *, include_inactive: bool = False,
+                    timeout: float | None = None) -> list[_system.Token]:
+        """Tokens (admin), oldest first; revoked and expired ones only with `include_inactive`."""
+        request = _system.ListTokensRequest(include_inactive=include_inactive)
+        return list(self._call(self._stub.ListTokens, request, timeout).tokens)
+
 
 class AsyncSystemCalls(AsyncCaller):
     async def system_status(self, *, timeout: float | None = None) -> _system.SystemStatus:
@@ -111,3 +117,8 @@ class AsyncSystemCalls(AsyncCaller):
 
     async def revoke_token(self, token_id: str, *, timeout: float | None = None) -> _system.Token:
         return await self._call(self._stub.RevokeToken, _system.RevokeTokenRequest(id=token_id), timeout)
+
+    async def list_tokens(self, *, include_inactive: bool = False,
+                          timeout: float | None = None) -> list[_system.Token]:
+        request = _system.ListTokensRequest(include_inactive=include_inactive)
+        return list((await self._call(self._stub.ListTokens, request, timeout)).tokens)

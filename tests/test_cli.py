@@ -268,3 +268,23 @@ def test_console_script_connection_refused_and_usage_errors() -> None:
     missing = run_modelctl("--server", address, "models", "register", "m", "--version", "1",
                            "--artifact", "/no/such/model.pkl")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def test_tokens_list_shows_active_tokens_and_all_with_all(live_server) -> None:  # type: ignore[no-untyped-def]
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from modelctl.cli.main import cli as _cli
+
+    env = {"MODELCTL_ADDR": live_server.address, "MODELCTL_TOKEN": live_server.admin_token}
+    run = lambda *args: CliRunner(env=env).invoke(_cli, list(args), catch_exceptions=False)  # noqa: E731
+    created = _json.loads(run("-o", "json", "tokens", "create", "--role", "viewer", "--name", "ci").stdout)
+    listed = run("tokens", "list")
+    assert listed.exit_code == 0 and "ci" in listed.stdout and "bootstrap-admin" in listed.stdout
+    assert created["id"] in run("-q", "tokens", "list").stdout.split()
+    assert run("tokens", "revoke", created["id"]).exit_code == 0
+    assert created["id"] not in run("-q", "tokens", "list").stdout.split()
+    everything = _json.loads(run("-o", "json", "tokens", "list", "--all").stdout)
+    revoked = [t for t in everything if t["id"] == created["id"]]
+    assert revoked and revoked[0]["revoked"] is True and "token" not in revoked[0]

@@ -1,4 +1,4 @@
-"""`modelctl tokens create | revoke`."""
+"""`modelctl tokens create | list | revoke`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ._params import DURATION
 
 @click.group()
 def tokens() -> None:
-    """Create and revoke API tokens (admin)."""
+    """Create, list and revoke API tokens (admin)."""
 
 
 @tokens.command()
@@ -51,6 +51,19 @@ def revoke(cli: CliContext, token_id: str) -> None:
     """Revoke token ID; calls made with it fail from now on."""
     revoked = cli.client.revoke_token(token_id)
     out.emit(cli, revoked, table=lambda: _revoked_text(revoked), ids=lambda: [revoked.id])
+
+
+@tokens.command(name="list")
+@click.option("--all", "include_inactive", is_flag=True, help="Also revoked and expired tokens.")
+@pass_cli
+def list_(cli: CliContext, include_inactive: bool) -> None:
+    """List tokens, oldest first (their secrets are never shown again). With -q, prints ids."""
+    found = cli.client.list_tokens(include_inactive=include_inactive)
+    rows = [[t.id, t.name, _role(t.role), t.created_by or "-", out.timestamp(t.created_at),
+             out.timestamp(t.expires_at) if t.HasField("expires_at") else "never",
+             "revoked" if t.revoked else "active"] for t in found]
+    out.emit(cli, found, table=lambda: out.render_table(
+        ["ID", "NAME", "ROLE", "CREATED BY", "CREATED", "EXPIRES", "STATE"], rows), ids=lambda: [t.id for t in found])
 
 
 def _revoked_text(token: Token) -> str:

@@ -163,6 +163,11 @@ class ModelControllerStub:
                 request_serializer=modelctl_dot_v1_dot_system__pb2.RevokeTokenRequest.SerializeToString,
                 response_deserializer=modelctl_dot_v1_dot_system__pb2.Token.FromString,
                 _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/modelctl.v1.ModelController/ListTokens',
+                request_serializer=modelctl_dot_v1_dot_system__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_system__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
 
 
 class ModelControllerServicer:
@@ -333,6 +338,12 @@ class ModelControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTokens(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -460,6 +471,11 @@ def add_ModelControllerServicer_to_server(servicer, server):
                     servicer.RevokeToken,
                     request_deserializer=modelctl_dot_v1_dot_system__pb2.RevokeTokenRequest.FromString,
                     response_serializer=modelctl_dot_v1_dot_system__pb2.Token.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=modelctl_dot_v1_dot_system__pb2.ListTokensRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_system__pb2.ListTokensResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1139,6 +1155,33 @@ class ModelController:
             '/modelctl.v1.ModelController/RevokeToken',
             modelctl_dot_v1_dot_system__pb2.RevokeTokenRequest.SerializeToString,
             modelctl_dot_v1_dot_system__pb2.Token.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/ListTokens',
+            modelctl_dot_v1_dot_system__pb2.ListTokensRequest.SerializeToString,
+            modelctl_dot_v1_dot_system__pb2.ListTokensResponse.FromString,
             options,
             channel_credentials,
             insecure,

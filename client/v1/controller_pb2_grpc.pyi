@@ -76,6 +76,7 @@ class ModelControllerStub:
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_system_pb2.ListAuditEventsRequest, _system_pb2.ListAuditEventsResponse]
     CreateToken: _grpc.UnaryUnaryMultiCallable[_system_pb2.CreateTokenRequest, _system_pb2.CreateTokenResponse]
     RevokeToken: _grpc.UnaryUnaryMultiCallable[_system_pb2.RevokeTokenRequest, _system_pb2.Token]
+    ListTokens: _grpc.UnaryUnaryMultiCallable[_system_pb2.ListTokensRequest, _system_pb2.ListTokensResponse]
 
 @_typing.type_check_only
 class ModelControllerAsyncStub(ModelControllerStub):
@@ -123,6 +124,7 @@ class ModelControllerAsyncStub(ModelControllerStub):
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_system_pb2.ListAuditEventsRequest, _system_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
     CreateToken: _aio.UnaryUnaryMultiCallable[_system_pb2.CreateTokenRequest, _system_pb2.CreateTokenResponse]  # type: ignore[assignment]
     RevokeToken: _aio.UnaryUnaryMultiCallable[_system_pb2.RevokeTokenRequest, _system_pb2.Token]  # type: ignore[assignment]
+    ListTokens: _aio.UnaryUnaryMultiCallable[_system_pb2.ListTokensRequest, _system_pb2.ListTokensResponse]  # type: ignore[assignment]
 
 class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
     """The modelctl control plane. Every call carries "authorization: Bearer <token>"
@@ -317,5 +319,12 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _system_pb2.RevokeTokenRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_system_pb2.Token, _abc.Awaitable[_system_pb2.Token]]: ...
+
+    @_abc_1.abstractmethod
+    def ListTokens(
+        self,
+        request: _system_pb2.ListTokensRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_system_pb2.ListTokensResponse, _abc.Awaitable[_system_pb2.ListTokensResponse]]: ...
 
 def add_ModelControllerServicer_to_server(servicer: ModelControllerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -60,4 +60,6 @@ POLICIES: dict[str, RpcPolicy] = {
     "ListAuditEvents": RpcPolicy(Role.VIEWER, False),
     "CreateToken": RpcPolicy(Role.ADMIN, True, lambda r: f"{r.name} ({_role_name(r.role)})"),
     "RevokeToken": RpcPolicy(Role.ADMIN, True, _id),
+    # Names, roles and creators of every credential: for admins only, though it reads.
+    "ListTokens": RpcPolicy(Role.ADMIN, False),
 }

@@ -48,6 +48,10 @@ class SystemRpcs:
         return _pb.CreateTokenResponse(id=issued.info.id, token=issued.secret, role=role_to_proto(issued.info.role),
                                        name=issued.info.name, expires_at=ts(issued.info.expires_at))
 
+    async def ListTokens(self, request: _pb.ListTokensRequest, context: grpc.aio.ServicerContext):
+        tokens = await self.services.run(self.services.tokens.list, include_inactive=request.include_inactive)
+        return _pb.ListTokensResponse(tokens=[token_to_proto(t) for t in tokens])
+
     async def RevokeToken(self, request: _pb.RevokeTokenRequest, context: grpc.aio.ServicerContext):
         if not request.id:
             raise ValidationError(FieldViolation("id", "is required: the token id CreateToken returned"))

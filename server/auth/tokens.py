@@ -105,6 +105,16 @@ class TokenService:
             row.revoked_at = self._clock.now()
             return _info(row)
 
+    def list(self, *, include_inactive: bool = False) -> list[TokenInfo]:
+        """Every token, oldest first; without `include_inactive`, only those that still work."""
+        now = self._clock.now()
+        with self._db.read() as s:
+            rows = list(s.scalars(select(TokenRow).order_by(TokenRow.created_at, TokenRow.id)))
+        infos = [_info(r) for r in rows]
+        if include_inactive:
+            return infos
+        return [t for t in infos if t.revoked_at is None and (t.expires_at is None or t.expires_at > now)]
+
     def authenticate(self, token: str) -> Identity:
         digest = hash_token(token)
         with self._db.read() as s:
