@@ -48,9 +48,7 @@ import argparse
 import importlib
 import importlib.metadata
 import os
-import queue
 import random
-import re
 import secrets
 import signal
 import socket
@@ -69,7 +67,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import modelctl
 
-READY = re.compile(r"^modelctl-server listening on (?P<address>\S+)")
+from _harness import BenchError, ModelctlServer, percentile, stop_tree
+
 BUDGET_SECONDS = 105.0  # from the start of the servers to the last timed call; install excluded
 START_TIMEOUT = 60.0  # either server, until it answers its health check
 CALL_TIMEOUT = 10.0  # any single call
@@ -84,10 +83,6 @@ MLFLOW_ENV = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(CALL_TIMEOUT)),
 }
 os.environ.update(MLFLOW_ENV)
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 class MlflowUnavailable(RuntimeError):
@@ -142,87 +137,6 @@ def ensure_mlflow(install: bool, timeout: float) -> tuple[str, float]:
 
 
 # --- the servers --------------------------------------------------------------------------------------------
-
-
-def stop_tree(proc: subprocess.Popen[Any], grace: float = 15.0) -> None:
-    """SIGTERM a process and every process it started (MLflow's CLI starts uvicorn, which starts workers)."""
-    try:
-        family = [psutil.Process(proc.pid)]
-        family += family[0].children(recursive=True)
-    except psutil.NoSuchProcess:
-        family = []
-    for p in family:
-        try:
-            p.send_signal(signal.SIGTERM)
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(family, timeout=grace)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=5)
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
-class ModelctlServer:
-    """`modelctl-server` in a subprocess on a temporary data directory."""
-
-    def __init__(self, workdir: Path, token: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCTL_")}
-        env.update({
-            "MODELCTL_SERVER_GRPC_ADDRESS": "127.0.0.1:0",
-            "MODELCTL_SERVER_METRICS_ADDRESS": "127.0.0.1:0",
-            "MODELCTL_SERVER_DATA_DIR": str(workdir / "data"),
-            "MODELCTL_SERVER_SHUTDOWN_GRACE": "2s",
-            "MODELCTL_ADMIN_TOKEN": token,
-            "PYTHONUNBUFFERED": "1",
-        })
-        self.log_path = workdir / "modelctl-server.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        started = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, "-m", "modelctl_server", "--log-level", "WARNING"],
-                                     stdout=subprocess.PIPE, stderr=self._log, env=env, text=True)
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-        try:
-            self.address = self._wait_ready(START_TIMEOUT)
-        except BaseException:
-            self.stop()
-            raise
-        self.startup = time.monotonic() - started
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def _wait_ready(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise BenchError(f"modelctl-server not ready in {timeout:g} s:\n{self.log()}") from None
-            if line is None:
-                raise BenchError(f"modelctl-server exited ({self.proc.wait()}):\n{self.log()}")
-            m = READY.match(line.strip())
-            if m:
-                return m["address"]
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        stop_tree(self.proc)
-        self._log.close()
 
 
 def free_port() -> int:
@@ -519,13 +433,6 @@ def run_list(driver: Any, side: Side, plan: Plan, clock: Clock) -> None:
 # --- output -------------------------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * q // 100))  # ceil
-    return ordered[int(rank) - 1]
-
-
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:8.2f} ms"
 
@@ -652,7 +559,8 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
     drivers: list[Any] = []
     with tempfile.TemporaryDirectory(prefix="modelctl-bench-registry-") as tmp:
         try:
-            server = ModelctlServer(Path(tmp), token)
+            server = ModelctlServer(Path(tmp) / "data", token, Path(tmp) / "modelctl-server.log",
+                                    start_timeout=START_TIMEOUT)
             servers.append(server)
             drivers.append(ModelctlSide(server.address, token))
             sides.append(Side("modelctl", f"{modelctl_version()}: modelctl-server subprocess, SQLite, gRPC "

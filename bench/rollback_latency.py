@@ -32,11 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
-import re
 import secrets
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -50,7 +46,8 @@ from google.protobuf.duration_pb2 import Duration
 
 from modelctl.v1 import controller_pb2_grpc, deployment_pb2, registry_pb2
 
-READY = re.compile(r"^modelctl-server listening on (?P<address>\S+) \(metrics on port (?P<metrics>\d+)\)$")
+from _harness import BenchError, ModelctlServer, percentile
+
 BUDGET_SECONDS = 100.0  # the whole bench, trials included; the rest is start-up and shutdown
 WAIT = 20.0  # any single condition
 
@@ -62,69 +59,7 @@ FINAL = {STATE.DEPLOYMENT_STATE_SUCCEEDED, STATE.DEPLOYMENT_STATE_ROLLED_BACK, S
          STATE.DEPLOYMENT_STATE_FAILED}
 
 
-class BenchError(RuntimeError):
-    pass
-
-
 # --- the server ---------------------------------------------------------------------------------------------
-
-
-class Server:
-    """`modelctl-server` in a subprocess on a temporary data directory."""
-
-    def __init__(self, data_dir: Path, token: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCTL_")}
-        env.update({
-            "MODELCTL_SERVER_GRPC_ADDRESS": "127.0.0.1:0",
-            "MODELCTL_SERVER_METRICS_ADDRESS": "127.0.0.1:0",
-            "MODELCTL_SERVER_DATA_DIR": str(data_dir),
-            "MODELCTL_SERVER_SHUTDOWN_GRACE": "2s",
-            "MODELCTL_ADMIN_TOKEN": token,
-            "PYTHONUNBUFFERED": "1",
-        })
-        self.log_path = data_dir.parent / "server.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "modelctl_server", "--log-level", "WARNING"],
-                                     stdout=subprocess.PIPE, stderr=self._log, env=env, text=True)
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-        self.address = self._wait_ready(30.0)
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def _wait_ready(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise BenchError(f"modelctl-server not ready in {timeout}s:\n{self.log()}") from None
-            if line is None:
-                raise BenchError(f"modelctl-server exited ({self.proc.wait()}):\n{self.log()}")
-            m = READY.match(line.strip())
-            if m:
-                return m["address"]
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-
-
-# --- a router's view of the split ---------------------------------------------------------------------------
 
 
 class SplitWatcher:
@@ -252,13 +187,6 @@ class Bench:
 # --- output -------------------------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * q // 100))  # ceil
-    return ordered[int(rank) - 1]
-
-
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:9.1f} ms" if seconds < 10 else f"{seconds:9.1f} s "
 
@@ -316,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         critical_gates=["drift_score"])
 
     with tempfile.TemporaryDirectory(prefix="modelctl-bench-") as tmp:
-        server = Server(Path(tmp) / "data", token)
+        server = ModelctlServer(Path(tmp) / "data", token, Path(tmp) / "server.log")
         bench = Bench(server.address, token)
         try:
             print(f"server on {server.address}; {args.trials} fast-fail trials, "
