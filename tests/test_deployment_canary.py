@@ -224,12 +224,17 @@ def test_operations_on_a_finished_deployment_are_refused(world: World, operation
 def test_resume_of_a_running_deployment_is_refused(world: World) -> None:
     d = world.deploy("v2", CANARY)
     world.tick(d)
-    with pytest.raises(FailedPreconditionError, match="is PROGRESSING and cannot become PROGRESSING"):
+    with pytest.raises(FailedPreconditionError, match="is PROGRESSING, not PAUSED"):
         world.controller.resume(d)
     world.repo.add_model("other", ["a"])  # type: ignore[attr-defined]
     pending = world.deploy("a", CANARY, model="other")
     with pytest.raises(FailedPreconditionError, match="is PENDING and cannot become PAUSED"):
         world.controller.pause(pending)
+    # Resuming one that has not started must not mark it PROGRESSING without its first step.
+    with pytest.raises(FailedPreconditionError, match="is PENDING, not PAUSED"):
+        world.controller.resume(pending)
+    assert world.phase(pending) == "PENDING"
+    assert history(world.tick(pending)) == [("STEP_STARTED", PROG, 1, 100.0)]  # a first deploy: all of it
 
 
 def test_relative_gate_fails_a_canary_worse_than_stable(world: World) -> None:

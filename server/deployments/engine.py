@@ -152,8 +152,13 @@ class DeploymentController(DeploymentQueries):
         events = created.events + switched.events
         if switched.deployment.params.bake_time == 0:
             # Nothing to watch: finish now, so the operator's rollback answers SUCCEEDED, not PROGRESSING.
-            switched = self._decide(created.deployment.id, self._advance)
-            events += switched.events
+            try:
+                finished = self._decide(created.deployment.id, self._advance)
+            except Exception:  # noqa: BLE001 - traffic is already back: return that, the reconciler finishes it
+                log.exception("finishing rollback %s failed; the reconcile loop will", created.deployment.id)
+            else:
+                switched = finished
+                events += finished.events
         return DeploymentUpdate(switched.deployment, events)
 
     def promote(self, deployment_id: str, *, by: str = "") -> DeploymentUpdate:
@@ -172,7 +177,11 @@ class DeploymentController(DeploymentQueries):
 
     def resume(self, deployment_id: str, *, by: str = "") -> DeploymentUpdate:
         def decide(c: _Change) -> None:
-            check_transition(c.dep.phase, Phase.PROGRESSING, f"deployment {c.dep.id}")
+            # check it is paused: the table lets PENDING become PROGRESSING too, but only by taking
+            # its first step; a resume there would store PROGRESSING at step 0 with no traffic moved
+            if c.dep.phase is not Phase.PAUSED:
+                raise FailedPreconditionError(f"deployment {c.dep.id} is {c.dep.phase.value}, not PAUSED; "
+                                              "only a paused deployment can be resumed")
             # Paused time is not analysis time: the step's window and deadline start again.
             self._sync_status(c, step_started_at=c.now)
             self._set_phase(c, Phase.PROGRESSING, EventKind.RESUMED,
@@ -360,11 +369,7 @@ class DeploymentController(DeploymentQueries):
         weights = step_split(c.dep.version, c.dep.previous_version, plan[number - 1].percent)
         self._set_traffic(c, weights)
         self._sync_status(c, step=number, step_started_at=c.now)
-        message = step_message(c.dep, plan, number)
-        if c.dep.phase is Phase.PENDING:
-            self._set_phase(c, Phase.PROGRESSING, EventKind.STEP_STARTED, message)
-        else:
-            self._record(c, EventKind.STEP_STARTED, message)
+        self._step_started(c, step_message(c.dep, plan, number))
 
     def _move_batch(self, c: _Change, instances: list[Instance], batch: list[Instance]) -> None:
         moved = {i.instance_id for i in batch}
@@ -373,8 +378,11 @@ class DeploymentController(DeploymentQueries):
                  for i in instances]
         self._set_traffic(c, rolling.instance_split(after, c.dep.version, c.dep.previous_version))
         self._sync_status(c, step=c.dep.step + 1, step_started_at=c.now)
-        message = (f"batch {c.dep.step}: {', '.join(sorted(moved))} -> {c.dep.version} "
-                   f"({format_percent(c.dep.traffic_percent)} of instances)")
+        self._step_started(c, f"batch {c.dep.step}: {', '.join(sorted(moved))} -> {c.dep.version} "
+                              f"({format_percent(c.dep.traffic_percent)} of instances)")
+
+    def _step_started(self, c: _Change, message: str) -> None:
+        """Announce the step just taken; the first one is what takes a deployment out of PENDING."""
         if c.dep.phase is Phase.PENDING:
             self._set_phase(c, Phase.PROGRESSING, EventKind.STEP_STARTED, message)
         else:
