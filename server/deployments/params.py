@@ -72,6 +72,10 @@ class DeploymentParams:
         return cls(**values)
 
 
+#: Defaults with no config key: one place, shared with `from_dict` for older rows.
+_BUILT_IN = DeploymentParams()
+
+
 @dataclass(frozen=True)
 class ParamOverrides:
     """What one deployment request sets; None keeps the config default. Durations are seconds."""
@@ -128,11 +132,11 @@ def resolve_params(strategy: Strategy, overrides: ParamOverrides | None, *,
             latency_p95_ms=float(pick(o.latency_p95_ms, t.latency_p95_ms)),
             drift_score=float(pick(o.drift_score, t.drift_score)),
             max_error_rate_increase=o.max_error_rate_increase,
-            relative_alpha=float(pick(o.relative_alpha, 0.05)),
+            relative_alpha=float(pick(o.relative_alpha, _BUILT_IN.thresholds.relative_alpha)),
         ),
-        critical_gates=frozenset(gates) if o.critical_gates is not None else frozenset({Gate.ERROR_RATE}),
-        max_unavailable=str(pick(o.max_unavailable, "25%")).strip(),
-        max_surge=str(pick(o.max_surge, "25%")).strip(),
+        critical_gates=frozenset(gates) if o.critical_gates is not None else _BUILT_IN.critical_gates,
+        max_unavailable=str(pick(o.max_unavailable, _BUILT_IN.max_unavailable)).strip(),
+        max_surge=str(pick(o.max_surge, _BUILT_IN.max_surge)).strip(),
     )
     _check_numbers(params, strategy, problems)
     problems.raise_if_any()

@@ -95,7 +95,10 @@ class SqlDeploymentTx:
                               .join(ModelRow, ModelRow.id == DeploymentRow.model_id)
                               .where(ModelRow.name == model, DeploymentRow.active_model_id.is_not(None))
                               ).first()
-        return self._deployment(row) if row is not None else None
+        if row is None:
+            return None
+        self._model_ids[model] = row.model_id  # known from the join: no second query for the name
+        return self._deployment(row)
 
     def active_deployment_ids(self) -> list[str]:
         return list(self._s.scalars(select(DeploymentRow.id).where(DeploymentRow.active_model_id.is_not(None))

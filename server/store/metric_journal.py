@@ -53,7 +53,7 @@ class MetricJournal:
         """Reports made after `start`, oldest first, read in batches."""
         after_id = 0
         while True:
-            with self._db.session() as s:
+            with self._db.read() as s:
                 rows = list(s.scalars(select(MetricReportRow)
                                       .where(MetricReportRow.time > start, MetricReportRow.id > after_id)
                                       .order_by(MetricReportRow.id).limit(_REPLAY_BATCH)))
