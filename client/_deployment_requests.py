@@ -16,14 +16,13 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 
 from modelctl.v1 import deployment_pb2 as _pb
 
-from .cli._parsing import parse_duration
+from ._durations import DurationLike, duration_seconds
 
 #: A strategy by name ("canary", "blue-green", any case, `_` or `-`) or a `DeploymentStrategy` value.
 StrategyLike = Union[str, int]
 #: A state by name ("succeeded", "DEPLOYMENT_STATE_SUCCEEDED") or a `DeploymentState` value.
 StateLike = Union[str, int]
 #: Seconds, a timedelta, or text such as "30s", "500ms", "5m".
-DurationLike = Union[float, int, dt.timedelta, str]
 #: A rolling limit: a count of instances (2, "2") or a percentage ("25%").
 LimitLike = Union[int, str]
 
@@ -75,27 +74,10 @@ def is_final(state: int) -> bool:
     return state in FINAL_STATES
 
 
-def duration_seconds(value: DurationLike, what: str = "duration") -> float:
-    """Seconds in `value`; it must be positive and finite."""
-    if isinstance(value, dt.timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, str):
-        try:
-            seconds = parse_duration(value, allow_zero=what == "bake_time")
-        except ValueError as exc:
-            raise ValueError(f"{what}: {exc}") from None
-    else:
-        seconds = float(value)
-    if what == "bake_time" and seconds == 0:
-        return 0.0  # a bake time of 0 means: not watched after the switch
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"{what} must be a positive duration, not {value!r}")
-    return seconds
-
-
 def _set_duration(message: Any, field: str, value: DurationLike | None) -> None:
     if value is not None:
-        seconds = duration_seconds(value, field)
+        # A bake time of 0 means: not watched after the switch.
+        seconds = duration_seconds(value, field, allow_zero=field == "bake_time")
         getattr(message, field).FromNanoseconds(round(seconds * 1e9))
 
 

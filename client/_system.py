@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import AsyncIterator, Iterator, Literal, Union
 
 from modelctl.v1 import system_pb2 as _system
 
 from ._calls import AsyncCaller, SyncCaller
+from ._durations import DurationLike, duration_seconds
 
 RoleName = Literal["viewer", "operator", "admin"]
 ROLE_NAMES: tuple[RoleName, ...] = ("viewer", "operator", "admin")
 #: A role by name ("viewer"), or the `modelctl.v1.Role` enum value.
 RoleLike = Union[str, int]
 #: A token lifetime in seconds, or a timedelta.
-TtlLike = Union[float, dt.timedelta]
+#: A token lifetime: seconds, a timedelta, or text like "30d".
+TtlLike = DurationLike
 
 
 def role_value(role: RoleLike) -> int:
@@ -37,10 +38,7 @@ def role_name(value: int) -> str:
 def create_token_request(name: str, role: RoleLike, ttl: TtlLike | None = None) -> _system.CreateTokenRequest:
     request = _system.CreateTokenRequest(name=name, role=role_value(role))
     if ttl is not None:
-        lifetime = ttl if isinstance(ttl, dt.timedelta) else dt.timedelta(seconds=float(ttl))
-        if lifetime <= dt.timedelta(0):
-            raise ValueError("a token's ttl must be positive")
-        request.ttl.FromTimedelta(lifetime)
+        request.ttl.FromNanoseconds(round(duration_seconds(ttl, "ttl") * 1e9))
     return request
 
 

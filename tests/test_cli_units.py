@@ -228,3 +228,22 @@ def test_a_request_the_sdk_refuses_is_one_line_exit_1(runner: CliRunner, monkeyp
     assert result.exit_code == 1
     assert result.output.strip() == "modelctl: steps must increase from step to step"
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args", [
+    ["deploy", "fraud", "2", "--strategy", "canary", "--interval", "1e300"],
+    ["tokens", "create", "--role", "viewer", "--ttl", "1e300"],
+    ["--timeout", "1e300", "status"],
+])
+def test_durations_beyond_what_the_wire_carries_are_usage_errors(runner: CliRunner, args: list[str]) -> None:
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "longer than 10,000 years" in result.output and "Traceback" not in result.output
+
+
+def test_the_sdk_refuses_unsendable_durations() -> None:
+    from modelctl._system import create_token_request
+
+    with pytest.raises(ValueError, match="ttl"):
+        create_token_request("x", "viewer", ttl=1e300)
+    assert create_token_request("x", "viewer", ttl="30d").ttl.seconds == 30 * 86400

@@ -69,7 +69,7 @@ class ModelctlGroup(click.Group):
             options = ctx.obj.options if isinstance(ctx.obj, CliContext) else None
             error = errors.from_rpc_error(exc, address=options.address if options else "")
             raise CliError(describe(error, timeout=options.timeout if options else None)) from None
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             # The SDK refuses a request it can tell is wrong before sending it.
             raise CliError(str(exc)) from None
         except OSError as exc:
