@@ -50,6 +50,8 @@ class PreparedArtifact:
         if not 0 < chunk_size <= MAX_CHUNK_SIZE:
             raise ValueError(f"chunk_size must be between 1 and {MAX_CHUNK_SIZE} bytes")
         self.chunk_size = chunk_size
+        #: What broke `requests()` (an unreadable file, a failing progress callback), if anything.
+        self.failure: Exception | None = None
         self._stack = ExitStack()
         try:
             self._file, default_name = self._open(source)
@@ -93,13 +95,24 @@ class PreparedArtifact:
 
     def requests(self, progress: ProgressCallback | None = None) -> Iterator[_registry.UploadArtifactRequest]:
         """The header, then the file in chunks, reporting progress after each one."""
-        yield self.header()
-        sent = 0
-        while chunk := self.read_chunk():
-            yield _registry.UploadArtifactRequest(chunk=chunk)
-            sent += len(chunk)
-            if progress is not None:
-                progress(sent, self.size)
+        try:
+            yield self.header()
+            sent = 0
+            while chunk := self.read_chunk():
+                yield _registry.UploadArtifactRequest(chunk=chunk)
+                sent += len(chunk)
+                if progress is not None:
+                    progress(sent, self.size)
+        except Exception as exc:
+            # gRPC swallows an exception raised while it iterates the requests and reports
+            # UNKNOWN "Exception iterating requests!"; keep the real cause for the caller.
+            self.failure = exc
+            raise
+
+    def raise_failure_of(self, error: BaseException) -> None:
+        """Raise what broke the request stream, if anything did, in place of gRPC's `error`."""
+        if self.failure is not None:
+            raise self.failure from error
 
     def close(self) -> None:
         self._stack.close()

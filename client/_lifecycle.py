@@ -14,6 +14,7 @@ from modelctl.v1 import registry_pb2 as _registry
 
 from ._artifacts import DEFAULT_CHUNK_SIZE, ArtifactSource, PreparedArtifact, ProgressCallback, is_uri
 from ._calls import AsyncCaller, SyncCaller
+from .errors import ModelctlError
 
 
 def register_request(name: str, version: str, artifact_uri: str, *, sha256: str = "", framework: str = "",
@@ -43,8 +44,12 @@ class LifecycleCalls(SyncCaller):
         client's default: a large upload takes as long as it takes.
         """
         with PreparedArtifact(source, filename=filename, sha256=sha256, chunk_size=chunk_size) as artifact:
-            return self._call(self._stub.UploadArtifact, artifact.requests(progress), timeout,
-                              default_deadline=False)
+            try:
+                return self._call(self._stub.UploadArtifact, artifact.requests(progress), timeout,
+                                  default_deadline=False)
+            except ModelctlError as error:
+                artifact.raise_failure_of(error)
+                raise
 
     def register_model(self, name: str, version: str, artifact: ArtifactSource, *, sha256: str = "",
                        framework: str = "", metrics: Mapping[str, float] | None = None,
@@ -103,6 +108,9 @@ class AsyncLifecycleCalls(AsyncCaller):
         try:
             return await self._call(self._stub.UploadArtifact, _async_requests(artifact, progress), timeout,
                                     default_deadline=False)
+        except ModelctlError as error:
+            artifact.raise_failure_of(error)
+            raise
         finally:
             artifact.close()
 
@@ -149,11 +157,15 @@ class AsyncLifecycleCalls(AsyncCaller):
 
 async def _async_requests(artifact: PreparedArtifact,
                           progress: ProgressCallback | None) -> AsyncIterator[_registry.UploadArtifactRequest]:
-    yield artifact.header()
-    sent = 0
-    while chunk := await asyncio.to_thread(artifact.read_chunk):
-        yield _registry.UploadArtifactRequest(chunk=chunk)
-        sent += len(chunk)
-        if progress is not None:
-            progress(sent, artifact.size)
+    try:
+        yield artifact.header()
+        sent = 0
+        while chunk := await asyncio.to_thread(artifact.read_chunk):
+            yield _registry.UploadArtifactRequest(chunk=chunk)
+            sent += len(chunk)
+            if progress is not None:
+                progress(sent, artifact.size)
+    except Exception as exc:
+        artifact.failure = exc  # see PreparedArtifact.requests: gRPC would hide it
+        raise
 

@@ -266,3 +266,15 @@ def test_server_streams_pass_through_the_token_interceptor(live_server) -> None:
         stream = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=10)
         assert next(stream).status == health_pb2.HealthCheckResponse.SERVING
         stream.cancel()
+
+
+def test_a_failure_while_streaming_an_upload_is_raised_as_itself(live_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    artifact = tmp_path / "model.bin"
+    artifact.write_bytes(os.urandom(3 * 1024 * 1024))
+
+    def progress(sent: int, total: int) -> None:
+        raise RuntimeError("progress display broke")
+
+    with modelctl.Client(live_server.address, token=live_server.admin_token) as client:
+        with pytest.raises(RuntimeError, match="progress display broke"):
+            client.upload_artifact(artifact, progress=progress)
