@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from .clock import Clock
-from .pagination import decode_page_token, encode_page_token, page_size_or_default
+from .pagination import decode_id_page_token, encode_page_token, page_size_or_default
 from .store.db import Database
 from .store.tables import AuditRow
 
@@ -50,10 +50,10 @@ class AuditLog:
     def list(self, *, page_size: int = 0, page_token: str = "", rpc: str = "", token_id: str = "",
              outcome: str = "") -> AuditPage:
         size = page_size_or_default(page_size, field="page_size")
-        before = decode_page_token(page_token, kind="audit", field="page_token")
+        before = decode_id_page_token(page_token, kind="audit", field="page_token")
         query = select(AuditRow).order_by(AuditRow.id.desc()).limit(size + 1)
         if before is not None:
-            query = query.where(AuditRow.id < int(before))
+            query = query.where(AuditRow.id < before)
         if rpc:
             query = query.where(AuditRow.rpc == rpc)
         if token_id:

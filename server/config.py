@@ -243,7 +243,7 @@ def _coerce(name: str, key: str, value: Any, default: Any) -> Any:
 def _check(s: Settings) -> None:
     for key in ("grpc_address", "metrics_address"):
         value = getattr(s.server, key)
-        m = _ADDRESS_RE.match(value)
+        m = _ADDRESS_RE.fullmatch(value)
         if not m or int(m.group(2)) > 65535:
             raise ConfigError(f"server.{key}: invalid address {value!r} (expected HOST:PORT)")
     if bool(s.server.tls_cert) != bool(s.server.tls_key):

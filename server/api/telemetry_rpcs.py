@@ -15,6 +15,10 @@ from .services import Services
 
 MAX_SAMPLES_PER_REPORT = 1000
 MAX_LATENCIES_PER_SAMPLE = 10_000
+#: Counts are uint64 on the wire but signed 64-bit in the database.
+MAX_COUNT = 2 ** 63 - 1
+#: What google.protobuf.Timestamp can turn into a datetime: 0001-01-01 .. 9999-12-31.
+MIN_TIME_SECONDS, MAX_TIME_SECONDS = -62_135_596_800, 253_402_300_799
 
 
 class TelemetryRpcs:
@@ -52,6 +56,10 @@ def _validate(request: _pb.ReportMetricsRequest) -> None:
         at = f"samples[{i}]"
         validation.check_name(sample.model, problems, field=f"{at}.model")
         validation.check_version(sample.version, problems, field=f"{at}.version")
+        if sample.requests > MAX_COUNT:
+            problems.add(f"{at}.requests", f"at most {MAX_COUNT} per sample")
+        if sample.HasField("time") and not MIN_TIME_SECONDS <= sample.time.seconds <= MAX_TIME_SECONDS:
+            problems.add(f"{at}.time", "must be a date between the years 1 and 9999")
         if sample.errors > sample.requests:
             problems.add(f"{at}.errors", f"{sample.errors} errors out of {sample.requests} requests")
         if len(sample.latency_ms) > MAX_LATENCIES_PER_SAMPLE:

@@ -28,6 +28,7 @@ from .roles import Role
 log = logging.getLogger(__name__)
 
 _NAME_MAX = 128
+MAX_TTL_SECONDS = 100 * 365 * 86400
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,8 @@ class TokenService:
             problems.add("name", "a token needs a name, e.g. ci-pipeline")
         elif len(name) > _NAME_MAX:
             problems.add("name", f"at most {_NAME_MAX} characters")
-        if ttl_seconds is not None and ttl_seconds <= 0:
-            problems.add("ttl", "must be positive when given")
+        if ttl_seconds is not None and not 0 < ttl_seconds <= MAX_TTL_SECONDS:
+            problems.add("ttl", "must be positive and at most 100 years; leave it unset for no expiry")
         problems.raise_if_any()
         token_id = secrets.token_hex(6)
         token = secret or f"mctl_{token_id}_{secrets.token_urlsafe(32)}"
@@ -94,7 +95,8 @@ class TokenService:
 
     def revoke(self, token_id: str) -> TokenInfo:
         with self._db.session() as s:
-            row = s.get(TokenRow, token_id)
+            # Locked, with the other admins below: two concurrent revokes must not remove the last two.
+            row = s.get(TokenRow, token_id, with_for_update=True)
             if row is None:
                 raise NotFoundError(f"token {token_id!r} does not exist")
             if row.revoked_at is not None:
@@ -157,7 +159,8 @@ class TokenService:
 
     def _active_admins(self, s) -> int:  # type: ignore[no-untyped-def]
         now = self._clock.now()
-        rows = s.scalars(select(TokenRow).where(TokenRow.role == "admin", TokenRow.revoked_at.is_(None)))
+        rows = s.scalars(select(TokenRow).where(TokenRow.role == "admin", TokenRow.revoked_at.is_(None))
+                         .with_for_update())
         return sum(1 for r in rows if r.expires_at is None or r.expires_at > now)
 
     def _has_hash(self, digest: str) -> bool:

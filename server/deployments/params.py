@@ -184,7 +184,7 @@ def _check_numbers(p: DeploymentParams, strategy: Strategy, problems: Violations
     amounts = []
     for name in ("max_unavailable", "max_surge"):
         text = getattr(p, name)
-        m = _AMOUNT.match(text)
+        m = _AMOUNT.fullmatch(text)
         if not m or (m.group(2) and int(m.group(1)) > 100):
             problems.add(name, "must be a count (2) or a percentage (25%)")
         else:
@@ -206,7 +206,7 @@ def resolve_amount(text: str, total: int, *, round_up: bool) -> int:
 
     Like Kubernetes, surge percentages round up and unavailable ones round down.
     """
-    m = _AMOUNT.match(text)
+    m = _AMOUNT.fullmatch(text)
     if m is None:
         raise ValueError(f"not a count or percentage: {text!r}")
     value = int(m.group(1))

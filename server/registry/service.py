@@ -195,7 +195,7 @@ class RegistryService:
         if len(name_prefix) > 128:
             problems.add("name_prefix", "must be at most 128 characters")
         for key in tags or {}:
-            if not validation.TAG_KEY_RE.match(key):
+            if not validation.TAG_KEY_RE.fullmatch(key):
                 problems.add(f"tags[{key[:40]}]", "is not a valid tag key")
         problems.raise_if_any()
         query = select(ModelRow).order_by(ModelRow.name).limit(size + 1).options(_versions(include_archived))

@@ -8,11 +8,11 @@ from urllib.parse import urlparse
 
 from ..errors import Violations
 
-NAME_RE = re.compile(r"^[a-z0-9._-]{1,128}$")
+NAME_RE = re.compile(r"[a-z0-9._-]{1,128}")
 # Versions also admit upper case and '+', so semver with build metadata (1.2.0+gpu) fits.
-VERSION_RE = re.compile(r"^[A-Za-z0-9._+-]{1,128}$")
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-TAG_KEY_RE = re.compile(r"^[A-Za-z0-9._/-]{1,128}$")
+VERSION_RE = re.compile(r"[A-Za-z0-9._+-]{1,128}")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+TAG_KEY_RE = re.compile(r"[A-Za-z0-9._/-]{1,128}")
 URI_SCHEMES = ("s3", "gs", "file", "https")
 MAX_TAG_VALUE = 256
 MAX_DESCRIPTION = 4096
@@ -23,19 +23,19 @@ MAX_ENTRIES = 64
 def check_name(name: str, problems: Violations, field: str = "name") -> None:
     if not name:
         problems.add(field, "is required")
-    elif not NAME_RE.match(name):
+    elif not NAME_RE.fullmatch(name):
         problems.add(field, f"{_short(name)!r} must be 1-128 characters of lowercase letters, digits, '-', '_' or '.'")
 
 
 def check_version(version: str, problems: Violations, field: str = "version") -> None:
     if not version:
         problems.add(field, "is required")
-    elif not VERSION_RE.match(version):
+    elif not VERSION_RE.fullmatch(version):
         problems.add(field, f"{_short(version)!r} must be 1-128 characters of letters, digits, '.', '_', '-' or '+'")
 
 
 def check_sha256(sha256: str, problems: Violations, field: str = "sha256") -> None:
-    if sha256 and not SHA256_RE.match(sha256):
+    if sha256 and not SHA256_RE.fullmatch(sha256):
         problems.add(field, "must be 64 lowercase hex characters")
 
 
@@ -66,7 +66,7 @@ def check_metadata(framework: str, description: str, metrics: dict[str, float], 
     if len(metrics) > MAX_ENTRIES:
         problems.add("metrics", f"at most {MAX_ENTRIES} entries")
     for key, value in metrics.items():
-        if not TAG_KEY_RE.match(key):
+        if not TAG_KEY_RE.fullmatch(key):
             problems.add(f"metrics[{_short(key)}]",
                          "name must be 1-128 characters of letters, digits, '.', '_', '-', '/'")
         if not math.isfinite(value):
@@ -74,7 +74,7 @@ def check_metadata(framework: str, description: str, metrics: dict[str, float], 
     if len(tags) > MAX_ENTRIES:
         problems.add("tags", f"at most {MAX_ENTRIES} entries")
     for key, value in tags.items():
-        if not TAG_KEY_RE.match(key):
+        if not TAG_KEY_RE.fullmatch(key):
             problems.add(f"tags[{_short(key)}]", "key must be 1-128 characters of letters, digits, '.', '_', '-', '/'")
         if len(value) > MAX_TAG_VALUE:
             problems.add(f"tags[{_short(key)}]", f"value must be at most {MAX_TAG_VALUE} characters")

@@ -17,7 +17,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from ..errors import UnavailableError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -39,13 +42,13 @@ class Database:
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on error."""
-        with self._sessions() as session, session.begin():
+        with _unavailable_on_outage(), self._sessions() as session, session.begin():
             yield session
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
         """A transaction that only reads (on SQLite it takes no write lock). Writing in it is a bug."""
-        with self._read_sessions() as session, session.begin():
+        with _unavailable_on_outage(), self._read_sessions() as session, session.begin():
             yield session
 
     def ping(self) -> float:
@@ -64,6 +67,17 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextlib.contextmanager
+def _unavailable_on_outage() -> Iterator[None]:
+    """A database that is down, locked past the busy timeout or dropped the connection is a
+    retriable UNAVAILABLE for the caller, not an internal error; nothing was committed."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise UnavailableError(f"the database is unavailable, try again: {str(exc.orig or exc).splitlines()[0]}") \
+            from exc
 
 
 def alembic_config() -> Config:

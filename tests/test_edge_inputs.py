@@ -1,0 +1,76 @@
+"""Inputs at the edges of what the wire allows get a clear status, never INTERNAL."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+
+import grpc
+import pytest
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from modelctl.v1 import deployment_pb2 as dpb
+from modelctl.v1 import registry_pb2 as rpb
+from modelctl.v1 import system_pb2 as spb
+
+from grpc_helpers import bad_fields, stub
+
+
+def refused(call) -> grpc.RpcError:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.RpcError) as err:
+        call()
+    return err.value
+
+
+@pytest.fixture
+def api(live_server):  # type: ignore[no-untyped-def]
+    admin = stub(live_server.address, live_server.admin_token)
+    admin.RegisterModel(rpb.RegisterModelRequest(name="m", version="1", artifact_uri="s3://b/k"))
+    return admin
+
+
+def test_a_trailing_newline_is_not_a_valid_name(api) -> None:  # type: ignore[no-untyped-def]
+    err = refused(lambda: api.RegisterModel(rpb.RegisterModelRequest(name="m\n", version="2\n",
+                                                                     artifact_uri="s3://b/k", sha256="a" * 64 + "\n")))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert {"name", "version", "sha256"} <= set(bad_fields(err))
+
+
+def test_metric_samples_beyond_the_database_or_the_calendar(api) -> None:  # type: ignore[no-untyped-def]
+    def report(**sample) -> grpc.RpcError:  # type: ignore[no-untyped-def]
+        return refused(lambda: api.ReportMetrics(dpb.ReportMetricsRequest(
+            samples=[dpb.MetricsSample(model="m", version="1", **sample)])))
+    err = report(requests=2 ** 64 - 1)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_fields(err) == ["samples[0].requests"]
+    err = report(requests=1, time=Timestamp(seconds=2 ** 40))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_fields(err) == ["samples[0].time"]
+
+
+def test_a_token_lifetime_past_any_calendar(api) -> None:  # type: ignore[no-untyped-def]
+    err = refused(lambda: api.CreateToken(spb.CreateTokenRequest(
+        name="forever", role=spb.ROLE_VIEWER, ttl=Duration(seconds=315_576_000_000))))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_fields(err) == ["ttl"]
+
+
+@pytest.mark.parametrize("after", ["x", "99999999999999999999999"])
+def test_a_forged_audit_page_token(api, after: str) -> None:  # type: ignore[no-untyped-def]
+    forged = base64.urlsafe_b64encode(json.dumps({"k": "audit", "a": after}).encode()).decode().rstrip("=")
+    err = refused(lambda: api.ListAuditEvents(spb.ListAuditEventsRequest(page_token=forged)))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_fields(err) == ["page_token"]
+
+
+def test_a_locked_database_is_unavailable_and_retriable(server_factory) -> None:  # type: ignore[no-untyped-def]
+    srv = server_factory(MODELCTL_DATABASE_BUSY_TIMEOUT="200ms", MODELCTL_AUTH_ENABLED="false")
+    api = stub(srv.address)
+    holder = sqlite3.connect(srv.data_dir / "modelctl.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock past the busy timeout
+    try:
+        err = refused(lambda: api.RegisterModel(rpb.RegisterModelRequest(name="m", version="1",
+                                                                         artifact_uri="s3://b/k")))
+        assert err.code() == grpc.StatusCode.UNAVAILABLE and "database" in err.details()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert api.RegisterModel(rpb.RegisterModelRequest(name="m", version="1", artifact_uri="s3://b/k"))
