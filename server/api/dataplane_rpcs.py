@@ -47,14 +47,12 @@ class DataPlaneRpcs:
             validation.check_version(request.loaded_version, problems, field="loaded_version")
         problems.raise_if_any()
         s = self.services
-        before = await s.run(s.instances.get, request.model, request.instance_id)
-        assigned = await s.run(s.instances.heartbeat, request.model, request.instance_id,
-                               request.loaded_version or None, request.healthy)
-        if (before.loaded_version != (request.loaded_version or None) or before.healthy != request.healthy
-                or before.lost):
+        result = await s.run(s.instances.report, request.model, request.instance_id,
+                             request.loaded_version or None, request.healthy)
+        if result.changed:
             # Something a rolling deployment waits for (a confirmed batch, a lost instance back): decide now.
             s.reconciler.wake()
-        return _pb.HeartbeatResponse(assigned_version=assigned or "",
+        return _pb.HeartbeatResponse(assigned_version=result.assigned_version or "",
                                      heartbeat_interval=duration(s.deployments.heartbeat_interval))
 
     async def WatchAssignment(self, request: _pb.WatchAssignmentRequest,

@@ -7,12 +7,22 @@ assigns the new live version to all). A new instance starts on the live version.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..clock import Clock
 from ..errors import NotFoundError, Violations
 from .model import Instance
 from .repository import DeploymentRepository
 
 MAX_ID_LENGTH = 128
+
+
+@dataclass(frozen=True)
+class HeartbeatResult:
+    #: The version the instance must load (None: nothing yet).
+    assigned_version: str | None
+    #: Whether it now reports a different version, health or liveness than before.
+    changed: bool
 
 
 class InstanceService:
@@ -47,16 +57,22 @@ class InstanceService:
     def heartbeat(self, model: str, instance_id: str, loaded_version: str | None,
                   healthy: bool) -> str | None:
         """Record what the instance serves; returns the version it must load (None: nothing yet)."""
+        return self.report(model, instance_id, loaded_version, healthy).assigned_version
+
+    def report(self, model: str, instance_id: str, loaded_version: str | None, healthy: bool) -> HeartbeatResult:
+        """`heartbeat`, also saying whether the instance's state changed (what a rolling update waits for)."""
         problems = Violations()
         _check_id(instance_id, problems)
         problems.raise_if_any()
         with self._repo.transaction() as tx:
-            instance = tx.record_heartbeat(model, instance_id, loaded_version or None, healthy,
-                                           self._clock.now())
-        if instance is None:
+            before = tx.get_instance(model, instance_id)
+            after = tx.record_heartbeat(model, instance_id, loaded_version or None, healthy, self._clock.now())
+        if before is None or after is None:
             raise NotFoundError(
                 f"instance {instance_id!r} of model {model!r} is not registered; register it first")
-        return instance.assigned_version
+        changed = (before.loaded_version, before.healthy, before.lost) != (after.loaded_version, after.healthy,
+                                                                           after.lost)
+        return HeartbeatResult(after.assigned_version, changed)
 
     def assignment(self, model: str, instance_id: str) -> str | None:
         return self.get(model, instance_id).assigned_version
