@@ -73,7 +73,7 @@ class Stream(Generic[T]):
         try:
             return next(self._call)
         except grpc.RpcError as exc:
-            if self._cancelled and _code(exc) is grpc.StatusCode.CANCELLED:
+            if self._cancelled and errors._code(exc) is grpc.StatusCode.CANCELLED:
                 raise StopIteration from None
             raise self._convert(exc) from exc
 
@@ -108,7 +108,7 @@ class AsyncStream(Generic[T]):
         try:
             return await self._messages.__anext__()  # type: ignore[union-attr]
         except grpc.RpcError as exc:
-            if self._cancelled and _code(exc) is grpc.StatusCode.CANCELLED:
+            if self._cancelled and errors._code(exc) is grpc.StatusCode.CANCELLED:
                 raise StopAsyncIteration from None
             raise self._convert(exc) from exc
         except asyncio.CancelledError:
@@ -126,11 +126,6 @@ class AsyncStream(Generic[T]):
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.cancel()
-
-
-def _code(exc: grpc.RpcError) -> grpc.StatusCode | None:
-    code = getattr(exc, "code", None)
-    return code() if callable(code) else None
 
 
 class SyncCaller(_Caller):

@@ -6,7 +6,8 @@ import itertools
 
 import click
 
-from ..types import AuditEvent, Role
+from .._system import role_name
+from ..types import AuditEvent
 from . import _output as out
 from ._context import CliContext, pass_cli
 
@@ -44,5 +45,5 @@ def _events_table(events: list[AuditEvent]) -> str:
 def _who(event: AuditEvent) -> str:
     if not event.token_name:
         return "-"
-    role = out.enum_label(Role.Name(event.role), "ROLE_").lower() if event.role else ""
+    role = role_name(event.role) if event.role else ""
     return f"{event.token_name} ({role})" if role else event.token_name

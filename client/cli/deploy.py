@@ -6,11 +6,10 @@ import click
 
 from .._deployment_requests import STRATEGY_NAMES, parse_limit, parse_steps
 from ..types import Deployment
-from . import _output as out
 from . import _watch
 from ._context import CliContext, pass_cli
 from ._params import DURATION, DURATION_OR_ZERO, _Parsed, complete_model_names
-from .deployments import deployment_details
+from .deployments import emit_deployment
 
 STEPS = _Parsed("STEPS", parse_steps)
 LIMIT = _Parsed("N|N%", parse_limit)
@@ -81,4 +80,4 @@ def rollback(cli: CliContext, name: str, to_version: str | None, reason: str, wa
 def _started(cli: CliContext, deployment: Deployment, watch: bool) -> None:
     if watch:
         click.get_current_context().exit(_watch.follow(cli, deployment))
-    out.emit(cli, deployment, table=lambda: deployment_details(deployment), ids=lambda: [deployment.id])
+    emit_deployment(cli, deployment)

@@ -91,10 +91,10 @@ def status(cli: CliContext, deployment_id: str, wait_for: float) -> None:
         final = cli.client.wait_for_deployment(deployment_id, timeout=wait_for)
     except errors.WaitTimeoutError as exc:
         if exc.deployment is not None:
-            _emit_deployment(cli, exc.deployment)
+            emit_deployment(cli, exc.deployment)
         waited = format_duration(wait_for)
         raise WaitTimedOut(f"timed out after {waited}: {_still(deployment_id, exc)}") from None
-    _emit_deployment(cli, final)
+    emit_deployment(cli, final)
     click.get_current_context().exit(_watch.exit_code(final))
 
 
@@ -127,7 +127,8 @@ abort = _action("abort", "Aborted",
                 "Abort deployment ID: traffic back on the previous version, state ABORTED.")
 
 
-def _emit_deployment(cli: CliContext, deployment: Deployment) -> None:
+def emit_deployment(cli: CliContext, deployment: Deployment) -> None:
+    """A deployment as the invocation asked: -q its id, -o json, or its details."""
     out.emit(cli, deployment, table=lambda: deployment_details(deployment), ids=lambda: [deployment.id])
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .._system import ROLE_NAMES
-from ..types import CreateTokenResponse, Role, Token
+from .._system import ROLE_NAMES, role_name
+from ..types import CreateTokenResponse, Token
 from . import _output as out
 from ._context import CliContext, pass_cli
 from ._params import DURATION
@@ -70,5 +70,4 @@ def _revoked_text(token: Token) -> str:
     return f"Revoked token {token.id} ({token.name}, {_role(token.role)})."
 
 
-def _role(value: int) -> str:
-    return out.enum_label(Role.Name(value), "ROLE_").lower()
+_role = role_name
