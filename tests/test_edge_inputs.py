@@ -74,3 +74,10 @@ def test_a_locked_database_is_unavailable_and_retriable(server_factory) -> None:
         holder.execute("ROLLBACK")
         holder.close()
     assert api.RegisterModel(rpb.RegisterModelRequest(name="m", version="1", artifact_uri="s3://b/k"))
+
+
+def test_latency_samples_and_a_p95_together_name_the_field(api) -> None:  # type: ignore[no-untyped-def]
+    err = refused(lambda: api.ReportMetrics(dpb.ReportMetricsRequest(samples=[
+        dpb.MetricsSample(model="m", version="1", requests=5),
+        dpb.MetricsSample(model="m", version="1", requests=5, latency_ms=[10.0], latency_p95_ms=12.0)])))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_fields(err) == ["samples[1].latency_p95_ms"]

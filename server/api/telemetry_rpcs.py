@@ -69,6 +69,8 @@ def _validate(request: _pb.ReportMetricsRequest) -> None:
         if sample.HasField("latency_p95_ms") and (not math.isfinite(sample.latency_p95_ms)
                                                   or sample.latency_p95_ms < 0):
             problems.add(f"{at}.latency_p95_ms", "must be finite, non-negative milliseconds")
+        if sample.HasField("latency_p95_ms") and sample.latency_ms:
+            problems.add(f"{at}.latency_p95_ms", "send latency_ms samples or a p95, not both")
         if sample.HasField("latency_p95_ms") and not sample.requests:
             problems.add(f"{at}.latency_p95_ms", "a p95 needs the requests it describes")
     problems.raise_if_any()

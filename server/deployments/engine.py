@@ -411,13 +411,15 @@ class DeploymentController(DeploymentQueries):
         return instances
 
     def _succeed(self, c: _Change, message: str) -> None:
+        # The model row first: it locks the model, so an instance registering meanwhile either
+        # commits before the list below sees it, or waits and then starts on the new live version.
+        c.tx.set_live_versions(c.dep.model, c.dep.version, c.dep.previous_version)
         # Outside a rolling update every instance is assigned the live version, lost ones
         # too: one that comes back must load what is live now.
         behind = [i.instance_id for i in c.tx.list_instances(c.dep.model)
                   if i.assigned_version != c.dep.version]
         c.tx.assign_instances(c.dep.model, behind, c.dep.version)
         self._set_traffic(c, final_split(c.dep.version))
-        c.tx.set_live_versions(c.dep.model, c.dep.version, c.dep.previous_version)
         self._set_phase(c, Phase.SUCCEEDED, EventKind.SUCCEEDED, message)
 
     def _roll_back(self, c: _Change, reason: str) -> None:

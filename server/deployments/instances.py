@@ -38,7 +38,8 @@ class InstanceService:
             problems.add("address", "must be at most 256 characters")
         problems.raise_if_any()
         with self._repo.transaction() as tx:
-            info = tx.get_model(model)
+            # Locked: a deployment succeeding at this moment must not miss this instance (see _succeed).
+            info = tx.get_model(model, lock=True)
             if info is None:
                 raise NotFoundError(f"model {model!r} not found")
             now = self._clock.now()
