@@ -28,7 +28,7 @@ from .api.services import RestartResult, Services
 from .audit import AuditLog
 from .auth import TokenService
 from .clock import Clock, SystemClock
-from .config import RESTART_ONLY_KEYS, ConfigError, Settings, load_settings
+from .config import _SECTIONS, RESTART_ONLY_KEYS, ConfigError, Settings, load_settings
 from .deployments.engine import DeploymentController
 from .deployments.instances import InstanceService
 from .errors import FailedPreconditionError
@@ -240,7 +240,7 @@ def _server_options(s: Settings) -> list[tuple[str, int]]:
 def _keep_restart_only(old: Settings, new: Settings) -> Settings:
     """`new`, except keys that need a process restart keep their running values."""
     sections = {}
-    for section in ("server", "database", "registry", "deployment", "thresholds", "notifications", "auth"):
+    for section in _SECTIONS:
         old_sec, new_sec = getattr(old, section), getattr(new, section)
         keep = {f.name: getattr(old_sec, f.name) for f in dataclasses.fields(old_sec)
                 if f"{section}.{f.name}" in RESTART_ONLY_KEYS}

@@ -87,6 +87,39 @@ class ThresholdSettings:
 
 
 @dataclass(frozen=True)
+class TelemetrySettings:
+    #: Most values one sample may carry in any one list (latencies, predictions, outcome values,
+    #: each feature's values); a bigger batch is INVALID_ARGUMENT: split it into several samples.
+    max_values_per_sample: int = 10_000
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    #: Without `reference` samples, a version's first this-many live values per feature become its reference.
+    reference_size: int = 1000
+    #: Most values per feature a reference profile keeps (a larger reference is sampled down evenly).
+    reference_max_values: int = 10_000
+    #: The window GetDriftReport reads when the request names none.
+    window: float = 3600.0
+    #: A feature drifts when its PSI exceeds the threshold and its test's p-value is below this.
+    alpha: float = 0.01
+    #: Input features tracked per model version; values of further features are refused.
+    max_features: int = 100
+    #: Per-model drift thresholds overriding thresholds.drift_score: "fraud=0.2,churn=0.15" or a TOML table.
+    model_thresholds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExperimentSettings:
+    #: Significance level of the sequential test that decides `significant`.
+    alpha: float = 0.05
+    #: Power used to size samples_needed.
+    power: float = 0.8
+    #: Smallest relative lift worth detecting when a StartExperiment names none (0.02 = 2 %).
+    min_effect: float = 0.02
+
+
+@dataclass(frozen=True)
 class NotificationSettings:
     urls: tuple[str, ...] = ()
     min_severity: str = "WARNING"
@@ -106,6 +139,9 @@ class Settings:
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     deployment: DeploymentSettings = field(default_factory=DeploymentSettings)
     thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    drift: DriftSettings = field(default_factory=DriftSettings)
+    experiments: ExperimentSettings = field(default_factory=ExperimentSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     #: The file these settings came from, for RestartSystem's reload.
@@ -140,7 +176,8 @@ class Settings:
         return out
 
 
-_SECTIONS = ("server", "database", "registry", "deployment", "thresholds", "notifications", "auth")
+_SECTIONS = ("server", "database", "registry", "deployment", "thresholds", "telemetry", "drift", "experiments",
+             "notifications", "auth")
 #: Keys that only take effect when the process starts (listener, TLS, database).
 RESTART_ONLY_KEYS = frozenset({
     "server.grpc_address", "server.metrics_address", "server.data_dir", "server.tls_cert", "server.tls_key",
@@ -149,7 +186,7 @@ RESTART_ONLY_KEYS = frozenset({
     "registry.models_dir", "auth.enabled", "auth.admin_token_file",
 })
 _DURATION_KEYS = {"step_interval", "progress_deadline", "bake_time", "reconcile_interval", "heartbeat_interval",
-                  "shutdown_grace", "drain_delay", "orphan_grace",
+                  "shutdown_grace", "drain_delay", "orphan_grace", "window",
                   "keepalive_min_ping_interval", "keepalive_time", "keepalive_timeout", "busy_timeout"}
 _ADDRESS_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
 _SEVERITIES = ("INFO", "WARNING", "ERROR", "CRITICAL")
@@ -189,7 +226,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None,
 def _section_type(section: str) -> type:
     return {
         "server": ServerSettings, "database": DatabaseSettings, "registry": RegistrySettings,
-        "deployment": DeploymentSettings, "thresholds": ThresholdSettings,
+        "deployment": DeploymentSettings, "thresholds": ThresholdSettings, "telemetry": TelemetrySettings,
+        "drift": DriftSettings, "experiments": ExperimentSettings,
         "notifications": NotificationSettings, "auth": AuthSettings,
     }[section]
 
@@ -228,6 +266,8 @@ def _coerce(name: str, key: str, value: Any, default: Any) -> Any:
             return int(value)
         if isinstance(default, float):
             return float(value)
+        if isinstance(default, tuple) and isinstance(value, dict):  # a TOML table: {name = value}
+            return tuple(f"{k}={v}" for k, v in value.items())
         if isinstance(default, tuple):
             items = value if isinstance(value, list) else [v for v in str(value).split(",") if v.strip()]
             if default and isinstance(default[0], int):
@@ -289,8 +329,44 @@ def _check(s: Settings) -> None:
         raise ConfigError("thresholds.latency_p95_ms: must be positive")
     if t.drift_score < 0:
         raise ConfigError("thresholds.drift_score: must not be negative")
+    if not 1 <= s.telemetry.max_values_per_sample <= 1_000_000:
+        raise ConfigError("telemetry.max_values_per_sample: must be between 1 and 1000000")
+    dr = s.drift
+    if not 10 <= dr.reference_size <= dr.reference_max_values:
+        raise ConfigError("drift.reference_size: must be at least 10 and at most drift.reference_max_values")
+    if dr.reference_max_values > 1_000_000:
+        raise ConfigError("drift.reference_max_values: must be at most 1000000")
+    if dr.window <= 0:
+        raise ConfigError("drift.window: must be positive")
+    if not 0 < dr.alpha < 1:
+        raise ConfigError("drift.alpha: must be between 0 and 1")
+    if not 1 <= dr.max_features <= 10_000:
+        raise ConfigError("drift.max_features: must be between 1 and 10000")
+    parse_model_thresholds(dr.model_thresholds)
+    ex = s.experiments
+    if not 0 < ex.alpha < 0.5:
+        raise ConfigError("experiments.alpha: must be between 0 and 0.5")
+    if not 0.5 <= ex.power < 1:
+        raise ConfigError("experiments.power: must be at least 0.5 and below 1")
+    if not 0 < ex.min_effect <= 10:
+        raise ConfigError("experiments.min_effect: must be a positive relative lift, e.g. 0.02")
     if s.notifications.min_severity.upper() not in _SEVERITIES:
         raise ConfigError(f"notifications.min_severity: must be one of {', '.join(_SEVERITIES)}")
+
+
+def parse_model_thresholds(items: tuple[str, ...]) -> dict[str, float]:
+    """drift.model_thresholds as {model: threshold}; "fraud=0.2" items."""
+    out: dict[str, float] = {}
+    for item in items:
+        model, sep, value = item.partition("=")
+        try:
+            threshold = float(value)
+        except ValueError:
+            threshold = -1.0
+        if not sep or not model.strip() or not 0 <= threshold < float("inf"):
+            raise ConfigError(f"drift.model_thresholds: {item!r} is not MODEL=THRESHOLD (e.g. fraud=0.2)")
+        out[model.strip()] = threshold
+    return out
 
 
 def _check_tls_files(server: ServerSettings) -> None:

@@ -9,7 +9,7 @@ import stat
 import grpc
 import pytest
 
-from modelctl.v1 import controller_pb2, deployment_pb2, registry_pb2, system_pb2
+from modelctl.v1 import controller_pb2, deployment_pb2, drift_pb2, experiment_pb2, registry_pb2, system_pb2
 from modelctl_server.api.policy import POLICIES
 
 from grpc_helpers import stub
@@ -44,6 +44,11 @@ REQUIRED = {
     "Heartbeat": "operator",
     "WatchAssignment": "viewer",
     "ReportMetrics": "operator",
+    "StartExperiment": "operator",
+    "GetExperiment": "viewer",
+    "ListExperiments": "viewer",
+    "StopExperiment": "operator",
+    "GetDriftReport": "viewer",
 }
 
 
@@ -84,6 +89,12 @@ def _call(api, rpc: str):  # type: ignore[no-untyped-def]
         "WatchAssignment": deployment_pb2.WatchAssignmentRequest(model="m", instance_id="ghost"),
         "ReportMetrics": deployment_pb2.ReportMetricsRequest(samples=[deployment_pb2.MetricsSample(
             model="m", version="old", requests=1)]),
+        "StartExperiment": experiment_pb2.StartExperimentRequest(model="m", control_version="old",
+                                                                 treatment_version="missing"),
+        "GetExperiment": experiment_pb2.GetExperimentRequest(id="missing"),
+        "ListExperiments": experiment_pb2.ListExperimentsRequest(),
+        "StopExperiment": experiment_pb2.StopExperimentRequest(id="missing"),
+        "GetDriftReport": drift_pb2.GetDriftReportRequest(model="m", version="old"),
     }
     result = getattr(api, rpc)(requests[rpc], timeout=10)
     if rpc.startswith("Watch"):

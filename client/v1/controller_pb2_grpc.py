@@ -4,6 +4,8 @@ import grpc
 import warnings
 
 from modelctl.v1 import deployment_pb2 as modelctl_dot_v1_dot_deployment__pb2
+from modelctl.v1 import drift_pb2 as modelctl_dot_v1_dot_drift__pb2
+from modelctl.v1 import experiment_pb2 as modelctl_dot_v1_dot_experiment__pb2
 from modelctl.v1 import registry_pb2 as modelctl_dot_v1_dot_registry__pb2
 from modelctl.v1 import system_pb2 as modelctl_dot_v1_dot_system__pb2
 
@@ -137,6 +139,31 @@ class ModelControllerStub:
                 '/modelctl.v1.ModelController/ReportMetrics',
                 request_serializer=modelctl_dot_v1_dot_deployment__pb2.ReportMetricsRequest.SerializeToString,
                 response_deserializer=modelctl_dot_v1_dot_deployment__pb2.ReportMetricsResponse.FromString,
+                _registered_method=True)
+        self.StartExperiment = channel.unary_unary(
+                '/modelctl.v1.ModelController/StartExperiment',
+                request_serializer=modelctl_dot_v1_dot_experiment__pb2.StartExperimentRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_experiment__pb2.Experiment.FromString,
+                _registered_method=True)
+        self.GetExperiment = channel.unary_unary(
+                '/modelctl.v1.ModelController/GetExperiment',
+                request_serializer=modelctl_dot_v1_dot_experiment__pb2.GetExperimentRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_experiment__pb2.Experiment.FromString,
+                _registered_method=True)
+        self.ListExperiments = channel.unary_unary(
+                '/modelctl.v1.ModelController/ListExperiments',
+                request_serializer=modelctl_dot_v1_dot_experiment__pb2.ListExperimentsRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_experiment__pb2.ListExperimentsResponse.FromString,
+                _registered_method=True)
+        self.StopExperiment = channel.unary_unary(
+                '/modelctl.v1.ModelController/StopExperiment',
+                request_serializer=modelctl_dot_v1_dot_experiment__pb2.StopExperimentRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_experiment__pb2.Experiment.FromString,
+                _registered_method=True)
+        self.GetDriftReport = channel.unary_unary(
+                '/modelctl.v1.ModelController/GetDriftReport',
+                request_serializer=modelctl_dot_v1_dot_drift__pb2.GetDriftReportRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_drift__pb2.DriftReport.FromString,
                 _registered_method=True)
         self.GetSystemStatus = channel.unary_unary(
                 '/modelctl.v1.ModelController/GetSystemStatus',
@@ -307,6 +334,41 @@ class ModelControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartExperiment(self, request, context):
+        """--- experiments ---
+        Splits the model's traffic between control and treatment; FAILED_PRECONDITION while a
+        deployment or another experiment of the model is active.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetExperiment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListExperiments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopExperiment(self, request, context):
+        """All traffic back on control, or (promote_winner) a canary deployment of the winner.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDriftReport(self, request, context):
+        """--- drift ---
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSystemStatus(self, request, context):
         """--- system ---
         """
@@ -446,6 +508,31 @@ def add_ModelControllerServicer_to_server(servicer, server):
                     servicer.ReportMetrics,
                     request_deserializer=modelctl_dot_v1_dot_deployment__pb2.ReportMetricsRequest.FromString,
                     response_serializer=modelctl_dot_v1_dot_deployment__pb2.ReportMetricsResponse.SerializeToString,
+            ),
+            'StartExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartExperiment,
+                    request_deserializer=modelctl_dot_v1_dot_experiment__pb2.StartExperimentRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_experiment__pb2.Experiment.SerializeToString,
+            ),
+            'GetExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExperiment,
+                    request_deserializer=modelctl_dot_v1_dot_experiment__pb2.GetExperimentRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_experiment__pb2.Experiment.SerializeToString,
+            ),
+            'ListExperiments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListExperiments,
+                    request_deserializer=modelctl_dot_v1_dot_experiment__pb2.ListExperimentsRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_experiment__pb2.ListExperimentsResponse.SerializeToString,
+            ),
+            'StopExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopExperiment,
+                    request_deserializer=modelctl_dot_v1_dot_experiment__pb2.StopExperimentRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_experiment__pb2.Experiment.SerializeToString,
+            ),
+            'GetDriftReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDriftReport,
+                    request_deserializer=modelctl_dot_v1_dot_drift__pb2.GetDriftReportRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_drift__pb2.DriftReport.SerializeToString,
             ),
             'GetSystemStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSystemStatus,
@@ -1020,6 +1107,141 @@ class ModelController:
             '/modelctl.v1.ModelController/ReportMetrics',
             modelctl_dot_v1_dot_deployment__pb2.ReportMetricsRequest.SerializeToString,
             modelctl_dot_v1_dot_deployment__pb2.ReportMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/StartExperiment',
+            modelctl_dot_v1_dot_experiment__pb2.StartExperimentRequest.SerializeToString,
+            modelctl_dot_v1_dot_experiment__pb2.Experiment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/GetExperiment',
+            modelctl_dot_v1_dot_experiment__pb2.GetExperimentRequest.SerializeToString,
+            modelctl_dot_v1_dot_experiment__pb2.Experiment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListExperiments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/ListExperiments',
+            modelctl_dot_v1_dot_experiment__pb2.ListExperimentsRequest.SerializeToString,
+            modelctl_dot_v1_dot_experiment__pb2.ListExperimentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/StopExperiment',
+            modelctl_dot_v1_dot_experiment__pb2.StopExperimentRequest.SerializeToString,
+            modelctl_dot_v1_dot_experiment__pb2.Experiment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDriftReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/GetDriftReport',
+            modelctl_dot_v1_dot_drift__pb2.GetDriftReportRequest.SerializeToString,
+            modelctl_dot_v1_dot_drift__pb2.DriftReport.FromString,
             options,
             channel_credentials,
             insecure,

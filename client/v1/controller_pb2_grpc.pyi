@@ -6,6 +6,8 @@ isort:skip_file
 from collections import abc as _abc
 from grpc import aio as _aio
 from modelctl.v1 import deployment_pb2 as _deployment_pb2
+from modelctl.v1 import drift_pb2 as _drift_pb2
+from modelctl.v1 import experiment_pb2 as _experiment_pb2
 from modelctl.v1 import registry_pb2 as _registry_pb2
 from modelctl.v1 import system_pb2 as _system_pb2
 import abc as _abc_1
@@ -70,6 +72,17 @@ class ModelControllerStub:
     """The version the instance must load now, then every change."""
     ReportMetrics: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.ReportMetricsRequest, _deployment_pb2.ReportMetricsResponse]
     """--- telemetry ---"""
+    StartExperiment: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.StartExperimentRequest, _experiment_pb2.Experiment]
+    """--- experiments ---
+    Splits the model's traffic between control and treatment; FAILED_PRECONDITION while a
+    deployment or another experiment of the model is active.
+    """
+    GetExperiment: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.GetExperimentRequest, _experiment_pb2.Experiment]
+    ListExperiments: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.ListExperimentsRequest, _experiment_pb2.ListExperimentsResponse]
+    StopExperiment: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.StopExperimentRequest, _experiment_pb2.Experiment]
+    """All traffic back on control, or (promote_winner) a canary deployment of the winner."""
+    GetDriftReport: _grpc.UnaryUnaryMultiCallable[_drift_pb2.GetDriftReportRequest, _drift_pb2.DriftReport]
+    """--- drift ---"""
     GetSystemStatus: _grpc.UnaryUnaryMultiCallable[_system_pb2.GetSystemStatusRequest, _system_pb2.SystemStatus]
     """--- system ---"""
     RestartSystem: _grpc.UnaryUnaryMultiCallable[_system_pb2.RestartSystemRequest, _system_pb2.RestartSystemResponse]
@@ -118,6 +131,17 @@ class ModelControllerAsyncStub(ModelControllerStub):
     """The version the instance must load now, then every change."""
     ReportMetrics: _aio.UnaryUnaryMultiCallable[_deployment_pb2.ReportMetricsRequest, _deployment_pb2.ReportMetricsResponse]  # type: ignore[assignment]
     """--- telemetry ---"""
+    StartExperiment: _aio.UnaryUnaryMultiCallable[_experiment_pb2.StartExperimentRequest, _experiment_pb2.Experiment]  # type: ignore[assignment]
+    """--- experiments ---
+    Splits the model's traffic between control and treatment; FAILED_PRECONDITION while a
+    deployment or another experiment of the model is active.
+    """
+    GetExperiment: _aio.UnaryUnaryMultiCallable[_experiment_pb2.GetExperimentRequest, _experiment_pb2.Experiment]  # type: ignore[assignment]
+    ListExperiments: _aio.UnaryUnaryMultiCallable[_experiment_pb2.ListExperimentsRequest, _experiment_pb2.ListExperimentsResponse]  # type: ignore[assignment]
+    StopExperiment: _aio.UnaryUnaryMultiCallable[_experiment_pb2.StopExperimentRequest, _experiment_pb2.Experiment]  # type: ignore[assignment]
+    """All traffic back on control, or (promote_winner) a canary deployment of the winner."""
+    GetDriftReport: _aio.UnaryUnaryMultiCallable[_drift_pb2.GetDriftReportRequest, _drift_pb2.DriftReport]  # type: ignore[assignment]
+    """--- drift ---"""
     GetSystemStatus: _aio.UnaryUnaryMultiCallable[_system_pb2.GetSystemStatusRequest, _system_pb2.SystemStatus]  # type: ignore[assignment]
     """--- system ---"""
     RestartSystem: _aio.UnaryUnaryMultiCallable[_system_pb2.RestartSystemRequest, _system_pb2.RestartSystemResponse]  # type: ignore[assignment]
@@ -283,6 +307,47 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_deployment_pb2.ReportMetricsResponse, _abc.Awaitable[_deployment_pb2.ReportMetricsResponse]]:
         """--- telemetry ---"""
+
+    @_abc_1.abstractmethod
+    def StartExperiment(
+        self,
+        request: _experiment_pb2.StartExperimentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_experiment_pb2.Experiment, _abc.Awaitable[_experiment_pb2.Experiment]]:
+        """--- experiments ---
+        Splits the model's traffic between control and treatment; FAILED_PRECONDITION while a
+        deployment or another experiment of the model is active.
+        """
+
+    @_abc_1.abstractmethod
+    def GetExperiment(
+        self,
+        request: _experiment_pb2.GetExperimentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_experiment_pb2.Experiment, _abc.Awaitable[_experiment_pb2.Experiment]]: ...
+
+    @_abc_1.abstractmethod
+    def ListExperiments(
+        self,
+        request: _experiment_pb2.ListExperimentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_experiment_pb2.ListExperimentsResponse, _abc.Awaitable[_experiment_pb2.ListExperimentsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def StopExperiment(
+        self,
+        request: _experiment_pb2.StopExperimentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_experiment_pb2.Experiment, _abc.Awaitable[_experiment_pb2.Experiment]]:
+        """All traffic back on control, or (promote_winner) a canary deployment of the winner."""
+
+    @_abc_1.abstractmethod
+    def GetDriftReport(
+        self,
+        request: _drift_pb2.GetDriftReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_drift_pb2.DriftReport, _abc.Awaitable[_drift_pb2.DriftReport]]:
+        """--- drift ---"""
 
     @_abc_1.abstractmethod
     def GetSystemStatus(

@@ -378,6 +378,8 @@ class Deployment(_message.Message):
     CREATED_BY_FIELD_NUMBER: _builtins.int
     EVALUATIONS_FIELD_NUMBER: _builtins.int
     TOTAL_STEPS_FIELD_NUMBER: _builtins.int
+    CURRENT_GATES_FIELD_NUMBER: _builtins.int
+    WAITING_FOR_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     model: _builtins.str
     version: _builtins.str
@@ -394,6 +396,8 @@ class Deployment(_message.Message):
     created_by: _builtins.str
     total_steps: _builtins.int
     """Total steps of this deployment (canary: len(steps))."""
+    waiting_for: _builtins.str
+    """While gates wait: what they lack, e.g. "latency-p95 has 2 of 5 samples"."""
     @_builtins.property
     def params(self) -> Global___DeploymentParams: ...
     @_builtins.property
@@ -407,6 +411,12 @@ class Deployment(_message.Message):
     @_builtins.property
     def evaluations(self) -> _containers.RepeatedCompositeFieldContainer[Global___GateEvaluation]:
         """The newest gate evaluations, newest first."""
+
+    @_builtins.property
+    def current_gates(self) -> _containers.RepeatedCompositeFieldContainer[Global___GateEvaluation]:
+        """The verdict of every gate over the current step's window, computed when read (WAIT
+        included); empty once the deployment is final. Nothing is stored per read.
+        """
 
     def __init__(
         self,
@@ -429,10 +439,12 @@ class Deployment(_message.Message):
         created_by: _builtins.str = ...,
         evaluations: _abc.Iterable[Global___GateEvaluation] | None = ...,
         total_steps: _builtins.int = ...,
+        current_gates: _abc.Iterable[Global___GateEvaluation] | None = ...,
+        waiting_for: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "finished_at", b"finished_at", "params", b"params", "step_started_at", b"step_started_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "created_by", b"created_by", "evaluations", b"evaluations", "failed_checks", b"failed_checks", "finished_at", b"finished_at", "id", b"id", "model", b"model", "params", b"params", "previous_version", b"previous_version", "reason", b"reason", "state", b"state", "step", b"step", "step_started_at", b"step_started_at", "strategy", b"strategy", "total_steps", b"total_steps", "traffic_percent", b"traffic_percent", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "created_by", b"created_by", "current_gates", b"current_gates", "evaluations", b"evaluations", "failed_checks", b"failed_checks", "finished_at", b"finished_at", "id", b"id", "model", b"model", "params", b"params", "previous_version", b"previous_version", "reason", b"reason", "state", b"state", "step", b"step", "step_started_at", b"step_started_at", "strategy", b"strategy", "total_steps", b"total_steps", "traffic_percent", b"traffic_percent", "updated_at", b"updated_at", "version", b"version", "waiting_for", b"waiting_for"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -920,6 +932,27 @@ class MetricsSample(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class FeaturesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___FeatureValues: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___FeatureValues | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     MODEL_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     REQUESTS_FIELD_NUMBER: _builtins.int
@@ -927,12 +960,21 @@ class MetricsSample(_message.Message):
     LATENCY_MS_FIELD_NUMBER: _builtins.int
     LATENCY_P95_MS_FIELD_NUMBER: _builtins.int
     TIME_FIELD_NUMBER: _builtins.int
+    FEATURES_FIELD_NUMBER: _builtins.int
+    PREDICTIONS_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     version: _builtins.str
     requests: _builtins.int
     errors: _builtins.int
     latency_p95_ms: _builtins.float
     """... or, from clients that summarise, the window's p95 in milliseconds."""
+    reference: _builtins.bool
+    """This sample describes the version's reference data (training or validation set), not live
+    traffic: it builds the drift reference profile and needs no request count.
+    """
     @_builtins.property
     def latency_ms(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """Individual latencies in milliseconds (at most 10000 per sample) ..."""
@@ -940,6 +982,24 @@ class MetricsSample(_message.Message):
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When the window ended; unset means now."""
+
+    @_builtins.property
+    def features(self) -> _containers.MessageMap[_builtins.str, Global___FeatureValues]:
+        """Values of each input feature seen in this batch (drift). A feature is numeric or
+        categorical, never both, and keeps its type across batches.
+        """
+
+    @_builtins.property
+    def predictions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """The model's outputs (scores, or class ids) in this batch: prior drift."""
+
+    @_builtins.property
+    def outcome(self) -> Global___Outcome:
+        """The business result of the requests served (experiments)."""
+
+    @_builtins.property
+    def quality(self) -> Global___Quality:
+        """Requests whose ground truth arrived, and how many predictions were right (concept drift)."""
 
     def __init__(
         self,
@@ -951,16 +1011,97 @@ class MetricsSample(_message.Message):
         latency_ms: _abc.Iterable[_builtins.float] | None = ...,
         latency_p95_ms: _builtins.float | None = ...,
         time: _timestamp_pb2.Timestamp | None = ...,
+        features: _abc.Mapping[_builtins.str, Global___FeatureValues] | None = ...,
+        predictions: _abc.Iterable[_builtins.float] | None = ...,
+        outcome: Global___Outcome | None = ...,
+        quality: Global___Quality | None = ...,
+        reference: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_latency_p95_ms", b"_latency_p95_ms", "latency_p95_ms", b"latency_p95_ms", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_latency_p95_ms", b"_latency_p95_ms", "latency_p95_ms", b"latency_p95_ms", "outcome", b"outcome", "quality", b"quality", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_latency_p95_ms", b"_latency_p95_ms", "errors", b"errors", "latency_ms", b"latency_ms", "latency_p95_ms", b"latency_p95_ms", "model", b"model", "requests", b"requests", "time", b"time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_latency_p95_ms", b"_latency_p95_ms", "errors", b"errors", "features", b"features", "latency_ms", b"latency_ms", "latency_p95_ms", b"latency_p95_ms", "model", b"model", "outcome", b"outcome", "predictions", b"predictions", "quality", b"quality", "reference", b"reference", "requests", b"requests", "time", b"time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__latency_p95_ms: _TypeAlias = _typing.Literal["latency_p95_ms"]  # noqa: Y015
     _WhichOneofArgType__latency_p95_ms: _TypeAlias = _typing.Literal["_latency_p95_ms", b"_latency_p95_ms"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__latency_p95_ms) -> _WhichOneofReturnType__latency_p95_ms | None: ...
 
 Global___MetricsSample: _TypeAlias = MetricsSample  # noqa: Y015
+
+@_typing.final
+class FeatureValues(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMERIC_FIELD_NUMBER: _builtins.int
+    CATEGORICAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def numeric(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    @_builtins.property
+    def categorical(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        numeric: _abc.Iterable[_builtins.float] | None = ...,
+        categorical: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["categorical", b"categorical", "numeric", b"numeric"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FeatureValues: _TypeAlias = FeatureValues  # noqa: Y015
+
+@_typing.final
+class Outcome(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUCCESSES_FIELD_NUMBER: _builtins.int
+    TRIALS_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
+    successes: _builtins.int
+    """Conversions out of trials (the "conversion" experiment metric)."""
+    trials: _builtins.int
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """A numeric result per request, e.g. revenue (the "value" experiment metric)."""
+
+    def __init__(
+        self,
+        *,
+        successes: _builtins.int = ...,
+        trials: _builtins.int = ...,
+        values: _abc.Iterable[_builtins.float] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["successes", b"successes", "trials", b"trials", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Outcome: _TypeAlias = Outcome  # noqa: Y015
+
+@_typing.final
+class Quality(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CORRECT_FIELD_NUMBER: _builtins.int
+    LABELLED_FIELD_NUMBER: _builtins.int
+    correct: _builtins.int
+    """Predictions that matched the ground truth, out of `labelled`."""
+    labelled: _builtins.int
+    def __init__(
+        self,
+        *,
+        correct: _builtins.int = ...,
+        labelled: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["correct", b"correct", "labelled", b"labelled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Quality: _TypeAlias = Quality  # noqa: Y015
 
 @_typing.final
 class ReportMetricsRequest(_message.Message):

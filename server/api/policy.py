@@ -54,6 +54,13 @@ POLICIES: dict[str, RpcPolicy] = {
     "WatchAssignment": RpcPolicy(Role.VIEWER, False),
     # telemetry
     "ReportMetrics": RpcPolicy(Role.OPERATOR, False),
+    # experiments
+    "StartExperiment": RpcPolicy(Role.OPERATOR, True, lambda r: f"{r.model}:{r.control_version}-vs-{r.treatment_version}"),
+    "GetExperiment": RpcPolicy(Role.VIEWER, False),
+    "ListExperiments": RpcPolicy(Role.VIEWER, False),
+    "StopExperiment": RpcPolicy(Role.OPERATOR, True, _id),
+    # drift
+    "GetDriftReport": RpcPolicy(Role.VIEWER, False),
     # system
     "GetSystemStatus": RpcPolicy(Role.VIEWER, False),
     "RestartSystem": RpcPolicy(Role.ADMIN, True, lambda r: r.reason),

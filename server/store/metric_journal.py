@@ -11,10 +11,10 @@ requests; the pruner drops rows older than the store's retention.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from sqlalchemy import JSON, BigInteger, Index, String, delete, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ..telemetry.histogram import LatencyHistogram
 from ..telemetry.store import Report
@@ -43,11 +43,17 @@ class MetricJournal:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def append(self, reports: Sequence[Report]) -> None:
-        """Store `reports` in one transaction: all of them or, on error, none."""
+    def append(self, reports: Sequence[Report], *, also: Callable[[Session], None] | None = None) -> None:
+        """Store `reports` in one transaction: all of them or, on error, none.
+
+        `also` writes in the same transaction what else the reports change (an
+        experiment's running sums), so a report is counted everywhere or nowhere.
+        """
         with self._db.session() as s:
             s.add_all(MetricReportRow(model=r.model, version=r.version, time=r.at, requests=r.requests,
                                       errors=r.errors, latency=r.latency.to_dict()) for r in reports)
+            if also is not None:
+                also(s)
 
     def since(self, start: dt.datetime) -> Iterator[Report]:
         """Reports made after `start`, oldest first, read in batches."""
