@@ -55,7 +55,8 @@ POLICIES: dict[str, RpcPolicy] = {
     # telemetry
     "ReportMetrics": RpcPolicy(Role.OPERATOR, False),
     # experiments
-    "StartExperiment": RpcPolicy(Role.OPERATOR, True, lambda r: f"{r.model}:{r.control_version}-vs-{r.treatment_version}"),
+    "StartExperiment": RpcPolicy(Role.OPERATOR, True,
+                                 lambda r: f"{r.model}:{r.control_version}-vs-{r.treatment_version}"),
     "GetExperiment": RpcPolicy(Role.VIEWER, False),
     "ListExperiments": RpcPolicy(Role.VIEWER, False),
     "StopExperiment": RpcPolicy(Role.OPERATOR, True, _id),
