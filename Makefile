@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install proto proto-check lint test demo bench clean
+.PHONY: install proto proto-check dashboards system-deps lint test demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,15 @@ proto: $(STAMP)
 proto-check: $(STAMP)
 	$(PY) scripts/gen_protos.py --check
 
-## Debian packages the integration tests use (Prometheus for scrape tests).
+## Regenerate grafana/dashboards/*.json from scripts/gen_dashboards.py (commit the JSON).
+dashboards: $(STAMP)
+	$(PY) scripts/gen_dashboards.py
+
+## Debian packages the integration tests use: Prometheus (+promtool) for the scrape and rule tests,
+## docker-compose v1 to validate docker-compose.yml offline.
+SYSTEM_DEPS := prometheus docker-compose
 system-deps:
-	@bash scripts/install_system_deps.sh
+	@bash scripts/install_system_deps.sh $(SYSTEM_DEPS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check server client tests bench scripts
