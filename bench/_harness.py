@@ -54,7 +54,9 @@ def stop_tree(proc: subprocess.Popen[Any], grace: float = 15.0) -> None:
 class ModelctlServer:
     """`modelctl-server` in a subprocess: SQLite in `data_dir`, gRPC and metrics on free ports."""
 
-    def __init__(self, data_dir: Path, token: str, log_path: Path, *, start_timeout: float = 30.0) -> None:
+    def __init__(self, data_dir: Path, token: str, log_path: Path, *, start_timeout: float = 30.0,
+                 settings: dict[str, str] | None = None) -> None:
+        """`settings`: MODELCTL_* variables a benchmark needs on top of these defaults."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCTL_")}
         env.update({
             "MODELCTL_SERVER_GRPC_ADDRESS": "127.0.0.1:0",
@@ -63,6 +65,7 @@ class ModelctlServer:
             "MODELCTL_SERVER_SHUTDOWN_GRACE": "2s",
             "MODELCTL_ADMIN_TOKEN": token,
             "PYTHONUNBUFFERED": "1",
+            **(settings or {}),
         })
         self.log_path = log_path
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()

@@ -53,6 +53,13 @@ class _Caller:
         return errors.from_rpc_error(exc, address=self._options.address)
 
 
+def _metadata_value(metadata: Any, key: str) -> str | None:
+    for k, v in metadata or ():
+        if k == key:
+            return v if isinstance(v, str) else v.decode()
+    return None
+
+
 class Stream(Generic[T]):
     """The messages of one server-streaming call, as an iterator.
 
@@ -76,6 +83,10 @@ class Stream(Generic[T]):
             if self._cancelled and errors._code(exc) is grpc.StatusCode.CANCELLED:
                 raise StopIteration from None
             raise self._convert(exc) from exc
+
+    def header(self, key: str) -> str | None:
+        """A value of the response's initial metadata; waits for it. None if the call ended without it."""
+        return _metadata_value(self._call.initial_metadata(), key)
 
     def cancel(self) -> None:
         self._cancelled = True
@@ -116,6 +127,14 @@ class AsyncStream(Generic[T]):
             if self._cancelled:
                 raise StopAsyncIteration from None
             raise
+
+    async def header(self, key: str) -> str | None:
+        """As `Stream.header`; a call that failed first says so on the next `__anext__`, not here."""
+        try:
+            found = await self._call.initial_metadata()
+        except grpc.RpcError:
+            return None
+        return _metadata_value(found, key)
 
     def cancel(self) -> None:
         self._cancelled = True

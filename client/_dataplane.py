@@ -12,17 +12,22 @@ from typing import Any, Iterable, Mapping, Union
 from modelctl.v1 import deployment_pb2 as _pb
 
 from ._calls import AsyncCaller, AsyncStream, Stream, SyncCaller
-from ._deployment_requests import metrics_samples
+from ._samples import FeatureLike, OutcomeLike, QualityLike, metrics_samples
 
-#: A `MetricsSample`, or a mapping of `metrics_sample` keywords ({"model": ..., "requests": ...}).
+#: A `MetricsSample`, or a mapping of `metrics_sample` keywords ({"model": ..., "requests": ...,
+#: "features": {"age": [31.0], "country": ["fr"]}, "predictions": [...], "outcome": {...}, "quality": {...},
+#: "reference": False}).
 SampleLike = Union[_pb.MetricsSample, Mapping[str, Any]]
 
 
 def _one_sample(model: str | None, version: str | None, requests: int | None, errors: int | None,
                 latency_ms: Iterable[float] | None, latency_p95_ms: float | None,
-                time: dt.datetime | None) -> dict[str, Any]:
+                time: dt.datetime | None, features: Mapping[str, FeatureLike] | None = None,
+                predictions: Iterable[float] | None = None, outcome: OutcomeLike | None = None,
+                quality: QualityLike | None = None, reference: bool | None = None) -> dict[str, Any]:
     given = {"model": model, "version": version, "requests": requests, "errors": errors,
-             "latency_ms": latency_ms, "latency_p95_ms": latency_p95_ms, "time": time}
+             "latency_ms": latency_ms, "latency_p95_ms": latency_p95_ms, "time": time, "features": features,
+             "predictions": predictions, "outcome": outcome, "quality": quality, "reference": reference}
     return {key: value for key, value in given.items() if value is not None}
 
 
@@ -65,7 +70,9 @@ class DataPlaneCalls(SyncCaller):
     def report_metrics(self, samples: Iterable[SampleLike] | None = None, *, model: str | None = None,
                        version: str | None = None, requests: int | None = None, errors: int | None = None,
                        latency_ms: Iterable[float] | None = None, latency_p95_ms: float | None = None,
-                       time: dt.datetime | None = None,
+                       time: dt.datetime | None = None, features: Mapping[str, FeatureLike] | None = None,
+                       predictions: Iterable[float] | None = None, outcome: OutcomeLike | None = None,
+                       quality: QualityLike | None = None, reference: bool | None = None,
                        timeout: float | None = None) -> _pb.ReportMetricsResponse:
         """Report measurements of model versions: a batch, or one sample by keywords.
 
@@ -74,8 +81,17 @@ class DataPlaneCalls(SyncCaller):
 
         A sample is one window of traffic: counts, individual latencies (at most 10000) or the
         window's p95, and `time` when it ended (default now). Gates judge deployments on these.
+        It may also carry what the model saw and achieved: `features` (name -> numbers or
+        strings), `predictions`, `outcome` (successes, trials, values) and `quality` (correct,
+        labelled); `reference=True` marks the version's reference data for drift instead:
+
+            client.report_metrics(model="fraud", version="2", reference=True,
+                                  features={"age": train_ages, "country": train_countries})
+            client.report_metrics(model="fraud", version="2", requests=500, features={"age": ages},
+                                  predictions=scores, quality={"correct": 180, "labelled": 200})
         """
-        one = _one_sample(model, version, requests, errors, latency_ms, latency_p95_ms, time)
+        one = _one_sample(model, version, requests, errors, latency_ms, latency_p95_ms, time, features,
+                          predictions, outcome, quality, reference)
         return self._call(self._stub.ReportMetrics, report_request(samples, one), timeout)
 
 
@@ -107,7 +123,10 @@ class AsyncDataPlaneCalls(AsyncCaller):
                              version: str | None = None, requests: int | None = None,
                              errors: int | None = None,
                              latency_ms: Iterable[float] | None = None, latency_p95_ms: float | None = None,
-                             time: dt.datetime | None = None,
+                             time: dt.datetime | None = None, features: Mapping[str, FeatureLike] | None = None,
+                             predictions: Iterable[float] | None = None, outcome: OutcomeLike | None = None,
+                             quality: QualityLike | None = None, reference: bool | None = None,
                              timeout: float | None = None) -> _pb.ReportMetricsResponse:
-        one = _one_sample(model, version, requests, errors, latency_ms, latency_p95_ms, time)
+        one = _one_sample(model, version, requests, errors, latency_ms, latency_p95_ms, time, features,
+                          predictions, outcome, quality, reference)
         return await self._call(self._stub.ReportMetrics, report_request(samples, one), timeout)

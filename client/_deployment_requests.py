@@ -3,20 +3,21 @@
 Strategies and states by name (`"blue-green"`, `"succeeded"`) or enum value,
 durations as seconds, `timedelta` or text (`"30s"`, `"500ms"`), rolling limits
 as a count or a percentage. Pure functions: the mixins in `_deployments` and
-`_dataplane` call them, tests call them directly. Mistakes a caller can see
+`_dataplane` call them, tests call them directly; metric samples are built in
+`_samples` (re-exported here). Mistakes a caller can see
 without asking the server raise `ValueError`; the rest is the server's to judge.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import re
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Any, Iterable, Sequence, Union
 
 from modelctl.v1 import deployment_pb2 as _pb
 
 from ._durations import DurationLike, duration_seconds
+from ._samples import metrics_sample, metrics_samples  # noqa: F401 - telemetry requests live in _samples
 
 #: A strategy by name ("canary", "blue-green", any case, `_` or `-`) or a `DeploymentStrategy` value.
 StrategyLike = Union[str, int]
@@ -168,33 +169,3 @@ def list_deployments_request(*, model: str = "", states: Iterable[StateLike] = (
                              page_token: str = "") -> _pb.ListDeploymentsRequest:
     return _pb.ListDeploymentsRequest(model=model, states=[state_value(s) for s in states],
                                       page_size=page_size, page_token=page_token)
-
-
-def metrics_sample(model: str, version: str, *, requests: int = 0, errors: int = 0,
-                   latency_ms: Iterable[float] = (), latency_p95_ms: float | None = None,
-                   time: dt.datetime | None = None) -> _pb.MetricsSample:
-    """One window of measurements for a model version; `time` (when the window ended) defaults to now."""
-    if requests < 0 or errors < 0:
-        raise ValueError("requests and errors must not be negative")
-    if errors > requests:
-        raise ValueError(f"errors ({errors}) cannot exceed requests ({requests})")
-    sample = _pb.MetricsSample(model=model, version=version, requests=requests, errors=errors,
-                               latency_ms=list(latency_ms))
-    if latency_p95_ms is not None:
-        sample.latency_p95_ms = latency_p95_ms
-    if time is not None:
-        # A naive datetime is taken as UTC, as protobuf does.
-        sample.time.FromDatetime(time)
-    return sample
-
-
-def metrics_samples(samples: Iterable[_pb.MetricsSample | Mapping[str, Any]] | None,
-                    one: Mapping[str, Any]) -> list[_pb.MetricsSample]:
-    """The batch of a `report_metrics` call: `samples`, or the one described by keywords, not both."""
-    if samples is not None:
-        if one:
-            raise ValueError("pass either samples or the keywords of one sample, not both")
-        return [s if isinstance(s, _pb.MetricsSample) else metrics_sample(**s) for s in samples]
-    if not one.get("model") or not one.get("version"):
-        raise ValueError("report_metrics needs samples, or model= and version= for one sample")
-    return [metrics_sample(**one)]

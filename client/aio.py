@@ -6,15 +6,19 @@ import grpc.aio
 
 from modelctl.v1 import controller_pb2_grpc as _grpc
 
+from ._alerts import AsyncAlertCalls
 from ._channel import create_aio_channel
 from ._dataplane import AsyncDataPlaneCalls
 from ._deployments import AsyncDeploymentCalls
+from ._drift import AsyncDriftCalls
+from ._experiments import AsyncExperimentCalls
 from ._lifecycle import AsyncLifecycleCalls
 from ._options import ConnectionOptions, RetryPolicy
 from ._system import AsyncSystemCalls
 
 
-class AsyncClient(AsyncLifecycleCalls, AsyncDeploymentCalls, AsyncDataPlaneCalls, AsyncSystemCalls):
+class AsyncClient(AsyncLifecycleCalls, AsyncDeploymentCalls, AsyncDataPlaneCalls, AsyncDriftCalls,
+                  AsyncExperimentCalls, AsyncAlertCalls, AsyncSystemCalls):
     """A connection to one modelctl controller for asyncio code.
 
     Takes the same arguments as `modelctl.Client`. Create it inside the event

@@ -10,15 +10,19 @@ import grpc
 
 from modelctl.v1 import controller_pb2_grpc as _grpc
 
+from ._alerts import AlertCalls
 from ._channel import create_channel
 from ._dataplane import DataPlaneCalls
 from ._deployments import DeploymentCalls
+from ._drift import DriftCalls
+from ._experiments import ExperimentCalls
 from ._lifecycle import LifecycleCalls
 from ._options import ConnectionOptions, RetryPolicy
 from ._system import SystemCalls
 
 
-class Client(LifecycleCalls, DeploymentCalls, DataPlaneCalls, SystemCalls):
+class Client(LifecycleCalls, DeploymentCalls, DataPlaneCalls, DriftCalls, ExperimentCalls, AlertCalls,
+             SystemCalls):
     """A connection to one modelctl controller.
 
     With no arguments it dials `MODELCTL_ADDR` (default 127.0.0.1:50051) with

@@ -7,7 +7,10 @@ generated `modelctl.v1` package, whose layout may change with the contract.
 
 from __future__ import annotations
 
+from modelctl.v1 import alert_pb2 as _alert
 from modelctl.v1 import deployment_pb2 as _deployment
+from modelctl.v1 import drift_pb2 as _drift
+from modelctl.v1 import experiment_pb2 as _experiment
 from modelctl.v1 import registry_pb2 as _registry
 from modelctl.v1 import system_pb2 as _system
 
@@ -40,6 +43,29 @@ Assignment = _deployment.Assignment
 MetricsSample = _deployment.MetricsSample
 ReportMetricsResponse = _deployment.ReportMetricsResponse
 
+# drift
+DriftReport = _drift.DriftReport
+FeatureDrift = _drift.FeatureDrift
+FeatureType = _drift.FeatureType
+ReferenceSource = _drift.ReferenceSource
+FeatureValues = _deployment.FeatureValues
+Outcome = _deployment.Outcome
+Quality = _deployment.Quality
+
+# experiments
+Experiment = _experiment.Experiment
+ExperimentResult = _experiment.ExperimentResult
+ArmResult = _experiment.ArmResult
+ExperimentMetric = _experiment.ExperimentMetric
+ExperimentState = _experiment.ExperimentState
+ListExperimentsResponse = _experiment.ListExperimentsResponse
+
+# alerts
+Alert = _alert.Alert
+AlertEvent = _alert.AlertEvent
+Silence = _alert.Silence
+NotificationDelivery = _alert.NotificationDelivery
+
 # system
 SystemStatus = _system.SystemStatus
 ComponentState = _system.ComponentState
@@ -51,6 +77,7 @@ Token = _system.Token
 CreateTokenResponse = _system.CreateTokenResponse
 
 __all__ = [
+    "Alert", "AlertEvent", "Silence", "NotificationDelivery",
     "Model", "ModelVersion", "ModelVersionState", "RegisterModelResponse", "UploadArtifactResponse",
     "ListModelsResponse", "SystemStatus", "ComponentState", "RestartSystemResponse", "AuditEvent",
     "ListAuditEventsResponse",
@@ -59,4 +86,6 @@ __all__ = [
     "DeploymentEventKind", "GateEvaluation", "GateVerdict", "ListDeploymentsResponse",
     "TrafficSplit", "Instance", "InstanceState", "HeartbeatResponse", "Assignment", "MetricsSample",
     "ReportMetricsResponse",
+    "DriftReport", "FeatureDrift", "FeatureType", "ReferenceSource", "FeatureValues", "Outcome", "Quality",
+    "Experiment", "ExperimentResult", "ArmResult", "ExperimentMetric", "ExperimentState", "ListExperimentsResponse",
 ]

@@ -21,6 +21,9 @@ from grpc_reflection.v1alpha import reflection
 from modelctl.v1 import controller_pb2 as _controller_pb
 from modelctl.v1 import controller_pb2_grpc as _grpc
 
+from .alerts.engine import AlertEngine
+from .alerts.runtime import AlertAnnouncer, AlertEvaluator, AlertRotator, DeploymentAlerts, system_reading
+from .alerts.silences import SilenceService
 from .api.base import BlockingRunner
 from .api.interceptor import ControllerInterceptor
 from .api.servicer import ModelControllerServicer
@@ -31,17 +34,28 @@ from .clock import Clock, SystemClock
 from .config import _SECTIONS, RESTART_ONLY_KEYS, ConfigError, Settings, load_settings
 from .deployments.engine import DeploymentController
 from .deployments.instances import InstanceService
+from .drift.service import DriftService
 from .errors import FailedPreconditionError
 from .events import EventHub
+from .experiments.refresher import ExperimentRefresher
+from .experiments.service import ExperimentService
+from .metrics.drift_gauges import DriftGauges
 from .metrics.exporter import MetricsExporter, SystemSampler
 from .metrics.recorder import MetricsRecorder
+from .notify.destinations import destinations_from_settings
+from .notify.outbox import OutboxWorker
+from .notify.routing import Router
 from .registry.artifacts import ArtifactStore
 from .registry.service import RegistryService
 from .registry.sweeper import ArtifactSweeper
 from .rollouts import Announcer, Reconciler
+from .store.alerts import AlertStore
 from .store.db import Database
 from .store.deployments import SqlDeploymentRepository, protected_versions, traffic_lookup
+from .store.drift import SqlDriftProfiles
+from .store.experiments import SqlExperimentRepository
 from .store.metric_journal import MetricJournal
+from .store.outbox import OutboxStore
 from .system.components import Supervisor
 from .system.status import SystemProbe
 from .telemetry.pruner import JournalPruner
@@ -61,6 +75,7 @@ class ControllerApp:
         self.db = Database(settings.database_url, busy_timeout=settings.database.busy_timeout)
         self.run = BlockingRunner(settings.server.worker_threads)
         self.recorder = MetricsRecorder()
+        self.db.observe_transaction = self.recorder.database_transactions_observer()
         self.supervisor = Supervisor(self.clock)
         self.tokens = TokenService(self.db, self.clock)
         self.audit = AuditLog(self.db, self.clock)
@@ -71,21 +86,28 @@ class ControllerApp:
         self.hub = EventHub()
         self.metrics_store = MetricsStore(self.clock)
         self.journal = MetricJournal(self.db)
-        repo = SqlDeploymentRepository(self.db)
-        self.deployments = DeploymentController(repo, self.clock, self.metrics_store, defaults=settings.deployment,
+        repo = SqlDeploymentRepository(self.db, on_evaluations=self.recorder.observe_gate_evaluations)
+        self.drift = DriftService(SqlDriftProfiles(self.db), self.clock, settings.drift, settings.thresholds)
+        self.deployments = DeploymentController(repo, self.clock, self.metrics_store, drift=self.drift,
+                                                defaults=settings.deployment,
                                                 thresholds=settings.thresholds,
                                                 heartbeat_interval=settings.deployment.heartbeat_interval)
         self.instances = InstanceService(repo, self.clock)
         self.announcer = Announcer(self.hub, self.recorder,
-                                   read_split=lambda model: self.run(self.deployments.traffic_split, model))
+                                   read_split=lambda model: self.run(self.deployments.traffic_split, model),
+                                   read_live=self._read_live_version,
+                                   read_deployment=lambda dep_id: self.run(self.deployments.get, dep_id))
         self.reconciler = Reconciler(self.deployments, self.announcer, self.run, self.clock, self.supervisor,
                                      interval=settings.deployment.reconcile_interval)
+        self.experiments = ExperimentService(SqlExperimentRepository(self.db), self.clock, settings.experiments,
+                                             self.deployments)
         self.services = Services(settings=settings, clock=self.clock, db=self.db, run=self.run,
                                  registry=self.registry, tokens=self.tokens, audit=self.audit, probe=self.probe,
                                  supervisor=self.supervisor, recorder=self.recorder, restart=self.restart,
                                  deployments=self.deployments, instances=self.instances, metrics=self.metrics_store,
                                  journal=self.journal,
-                                 hub=self.hub, announcer=self.announcer, reconciler=self.reconciler)
+                                 hub=self.hub, announcer=self.announcer, reconciler=self.reconciler,
+                                 experiments=self.experiments, drift=self.drift)
         self.health = HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.port: int | None = None
@@ -95,19 +117,53 @@ class ControllerApp:
         self.sweeper = ArtifactSweeper(self.registry, self.run, self.clock, self.supervisor,
                                        grace=lambda: self.settings.registry.orphan_grace)
         self.supervisor.add(self.sweeper)
+        self.experiment_refresher = ExperimentRefresher(self.experiments, self.recorder, self.run, self.clock,
+                                                        self.supervisor)
+        self.supervisor.add(self.experiment_refresher)
+        self.drift_gauges = DriftGauges(self.drift, self.recorder, self.run, self.clock, self.supervisor)
+        self.supervisor.add(self.drift_gauges)
         self.supervisor.add(JournalPruner(self.journal, self.metrics_store, self.run, self.clock, self.supervisor))
-        self.supervisor.add(SystemSampler(self.recorder, self.probe, self.registry.counts, self.run, self.clock,
-                                          self.supervisor))
+        self.sampler = SystemSampler(self.recorder, self.probe, self.registry.counts, self.run, self.clock,
+                                     self.supervisor, live_versions=self.registry.live_versions)
+        self.supervisor.add(self.sampler)
+        self._add_alerts(settings)
         self.admin_token_file: str | None = None
         self._stopped = False
+
+    def _add_alerts(self, settings: Settings) -> None:
+        """The alert engine, its sources, the notification outbox and history rotation."""
+        destinations = destinations_from_settings(settings.notifications)  # ConfigError names a bad URL
+        store = AlertStore(self.db)
+        self.alert_announcer = AlertAnnouncer(self.hub, self.recorder, store.open_counts, self.run)
+        self.alerts = AlertEngine(store, self.clock, announce=self.alert_announcer,
+                                  router=Router(destinations, repeat_interval=settings.notifications.repeat_interval),
+                                  repeat_interval=settings.notifications.repeat_interval)
+        self.silences = SilenceService(store, self.clock)
+        self.outbox = OutboxWorker(OutboxStore(self.db), destinations, settings.notifications, self.run, self.clock,
+                                   self.supervisor, recorder=self.recorder)
+        self.alert_announcer.on_change.append(self.outbox.wake)
+        self.deployment_alerts = DeploymentAlerts(self.alerts, self.deployments.get, self.run)
+        self.announcer.listeners.append(self.deployment_alerts)
+        self.alert_evaluator = AlertEvaluator(
+            self.alerts, self.metrics_store, self.run, self.clock, self.supervisor, alerts=settings.alerts,
+            thresholds=settings.thresholds,
+            read_system=lambda: system_reading(self.recorder, self.supervisor, lambda: self.sampler.samples > 0),
+            drift=self.drift, experiments=self.experiments)
+        self.rotator = AlertRotator(self.alerts, self.run, self.clock, self.supervisor, alerts=settings.alerts,
+                                    audit=settings.audit)
+        for component in (self.outbox, self.deployment_alerts, self.alert_evaluator, self.rotator):
+            self.supervisor.add(component)
+        self.services.alerts, self.services.silences, self.services.outbox = self.alerts, self.silences, self.outbox
 
     async def start(self) -> int:
         """Migrate, bootstrap the admin token, bind and serve. Returns the bound port."""
         s = self.settings
         s.data_path.mkdir(parents=True, exist_ok=True)
         self.hub.bind(asyncio.get_running_loop())
+        self.alert_announcer.bind(asyncio.get_running_loop())
         await self.run(self.db.migrate)
         replayed = await self.run(self._replay_metrics)
+        await self.run(self.experiments.load)  # before serving: ReportMetrics consults it
         if replayed:
             log.info("replayed %d metric reports from the journal", replayed)
         if s.auth.enabled:
@@ -119,7 +175,8 @@ class ControllerApp:
                         "Never run like this outside a sandbox.")
         self.server = grpc.aio.server(
             interceptors=[ControllerInterceptor(self.tokens, self.audit, self.run, auth_enabled=s.auth.enabled,
-                                                observe=self.recorder.observe_rpc)],
+                                                observe=self.recorder.observe_rpc,
+                                                track=self.recorder.track_rpc)],
             options=_server_options(s))
         _grpc.add_ModelControllerServicer_to_server(ModelControllerServicer(self.services), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -141,6 +198,9 @@ class ControllerApp:
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         log.info("modelctl listening on %s (tls=%s)", self.address, s.tls_enabled)
         return self.port
+
+    async def _read_live_version(self, model: str) -> str | None:
+        return (await self.run(self.registry.live_versions, [model])).get(model)
 
     def _replay_metrics(self) -> int:
         """Refill the in-memory windows from the journal, so running canaries keep their evidence."""
@@ -194,12 +254,28 @@ class ControllerApp:
         self.registry.max_versions = self.settings.registry.max_versions
         self.deployments.reconfigure(self.settings.deployment, self.settings.thresholds)
         self.deployments.heartbeat_interval = self.settings.deployment.heartbeat_interval
+        self.experiments.reconfigure(self.settings.experiments)
+        self.drift.reconfigure(self.settings.drift, self.settings.thresholds)
         self.reconciler.interval = self.settings.deployment.reconcile_interval
+        self._reconfigure_alerts()
         await self.supervisor.restart_all()
         if ignored:
             log.warning("config reloaded; these keys need a process restart to take effect: %s", ", ".join(ignored))
         log.info("restarted background components; changed keys: %s", ", ".join(changed) or "none")
         return RestartResult(changed_keys=changed, ignored_keys=ignored)
+
+    def _reconfigure_alerts(self) -> None:
+        s = self.settings
+        try:
+            destinations = destinations_from_settings(s.notifications)
+        except ConfigError as exc:
+            log.error("notification destinations not reloaded, keeping the running ones: %s", exc)
+        else:
+            self.outbox.reconfigure(destinations, s.notifications)
+            self.alerts.router = Router(destinations, repeat_interval=s.notifications.repeat_interval)
+        self.alerts.repeat_interval = s.notifications.repeat_interval
+        self.alert_evaluator.reconfigure(s.alerts, s.thresholds)
+        self.rotator.alerts, self.rotator.audit = s.alerts, s.audit
 
     @staticmethod
     def _bind(server: grpc.aio.Server, s: Settings) -> int:

@@ -120,9 +120,69 @@ class ExperimentSettings:
 
 
 @dataclass(frozen=True)
+class NotificationDestination:
+    """One `[[notifications.destinations]]` table: an Apprise URL and which alerts it receives."""
+
+    url: str
+    min_severity: str = "WARNING"
+    #: Only alerts of these models (empty: every model, and system alerts).
+    models: tuple[str, ...] = ()
+    #: Only alerts of these kinds: THRESHOLD, DRIFT, DEPLOYMENT, EXPERIMENT, SYSTEM (empty: all).
+    kinds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class NotificationSettings:
+    #: Apprise URLs receiving every alert of at least `min_severity` (MODELCTL_NOTIFICATIONS_URLS, comma-separated).
     urls: tuple[str, ...] = ()
     min_severity: str = "WARNING"
+    #: Routed destinations, from the config file only (an array of tables).
+    destinations: tuple[NotificationDestination, ...] = ()
+    #: Sends of one delivery before it is marked failed.
+    max_attempts: int = 20
+    #: First retry pause; each next one is 1.5 times longer (with jitter), at most `max_backoff`.
+    backoff: float = 0.5
+    max_backoff: float = 60.0
+    #: A repeat of an open alert notifies again only after this long (a severity rise notifies at once).
+    repeat_interval: float = 4 * 3600.0
+    #: Alerts raised within this long go to a destination as one message (0: each on its own).
+    group_wait: float = 0.0
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    #: Threshold rules look at this much of each model version's recent traffic.
+    window: float = 60.0
+    #: A threshold rule needs this many requests (latency: timed requests) in the window to judge.
+    min_samples: int = 20
+    #: How often thresholds, drift and system health are evaluated.
+    evaluate_interval: float = 10.0
+    #: Resolved alerts older than this are deleted (open ones never are).
+    retention: float = 30 * 86400.0
+    #: At most this many alerts are kept; the oldest resolved go first.
+    max_history: int = 100_000
+    error_rate_severity: str = "ERROR"
+    latency_severity: str = "WARNING"
+    drift_severity: str = "WARNING"
+    #: A running experiment whose split is broken (sample-ratio mismatch).
+    experiment_severity: str = "WARNING"
+    #: An INFO alert when a running experiment reaches significance (until it is stopped).
+    experiment_significance: bool = True
+    #: System rules: the controller's host and process.
+    cpu_percent: float = 90.0
+    memory_percent: float = 90.0
+    loop_lag: float = 0.5
+    system_severity: str = "WARNING"
+    database_severity: str = "CRITICAL"
+    component_severity: str = "ERROR"
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    #: Audit events older than this are deleted.
+    retention: float = 365 * 86400.0
+    #: At most this many audit events are kept; the oldest go first.
+    max_events: int = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -143,6 +203,8 @@ class Settings:
     drift: DriftSettings = field(default_factory=DriftSettings)
     experiments: ExperimentSettings = field(default_factory=ExperimentSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     #: The file these settings came from, for RestartSystem's reload.
     config_file: str = ""
@@ -177,7 +239,7 @@ class Settings:
 
 
 _SECTIONS = ("server", "database", "registry", "deployment", "thresholds", "telemetry", "drift", "experiments",
-             "notifications", "auth")
+             "notifications", "alerts", "audit", "auth")
 #: Keys that only take effect when the process starts (listener, TLS, database).
 RESTART_ONLY_KEYS = frozenset({
     "server.grpc_address", "server.metrics_address", "server.data_dir", "server.tls_cert", "server.tls_key",
@@ -187,6 +249,8 @@ RESTART_ONLY_KEYS = frozenset({
 })
 _DURATION_KEYS = {"step_interval", "progress_deadline", "bake_time", "reconcile_interval", "heartbeat_interval",
                   "shutdown_grace", "drain_delay", "orphan_grace", "window",
+                  "evaluate_interval", "retention", "loop_lag", "backoff", "max_backoff", "repeat_interval",
+                  "group_wait",
                   "keepalive_min_ping_interval", "keepalive_time", "keepalive_timeout", "busy_timeout"}
 _ADDRESS_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
 _SEVERITIES = ("INFO", "WARNING", "ERROR", "CRITICAL")
@@ -228,7 +292,8 @@ def _section_type(section: str) -> type:
         "server": ServerSettings, "database": DatabaseSettings, "registry": RegistrySettings,
         "deployment": DeploymentSettings, "thresholds": ThresholdSettings, "telemetry": TelemetrySettings,
         "drift": DriftSettings, "experiments": ExperimentSettings,
-        "notifications": NotificationSettings, "auth": AuthSettings,
+        "notifications": NotificationSettings, "alerts": AlertSettings, "audit": AuditSettings,
+        "auth": AuthSettings,
     }[section]
 
 
@@ -245,6 +310,8 @@ def _build_section(section: str, values: dict[str, Any]) -> Any:
 
 
 def _coerce(name: str, key: str, value: Any, default: Any) -> Any:
+    if name == "notifications.destinations":
+        return _destinations(value)
     try:
         if key in _DURATION_KEYS:
             seconds = parse_duration(value) if isinstance(value, str) else float(value)
@@ -350,8 +417,86 @@ def _check(s: Settings) -> None:
         raise ConfigError("experiments.power: must be at least 0.5 and below 1")
     if not 0 < ex.min_effect <= 10:
         raise ConfigError("experiments.min_effect: must be a positive relative lift, e.g. 0.02")
-    if s.notifications.min_severity.upper() not in _SEVERITIES:
+    _check_notifications(s.notifications)
+    _check_alerts(s.alerts, s.audit)
+
+
+_ALERT_KINDS = ("THRESHOLD", "DRIFT", "DEPLOYMENT", "EXPERIMENT", "SYSTEM")
+
+
+def _destinations(value: Any) -> tuple[NotificationDestination, ...]:
+    """`[[notifications.destinations]]` tables; each key checked, so a typo is named, not ignored."""
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError("notifications.destinations: must be an array of tables in the config file "
+                          "([[notifications.destinations]] with url, min_severity, models, kinds)")
+    out = []
+    known = {f.name for f in dataclasses.fields(NotificationDestination)}
+    for i, table in enumerate(value):
+        where = f"notifications.destinations[{i}]"
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ConfigError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
+        url = table.get("url")
+        if not isinstance(url, str) or not url.strip():
+            raise ConfigError(f"{where}.url: an Apprise URL is required, e.g. mailto://... or json://...")
+        lists = {}
+        for key in ("models", "kinds"):
+            items = table.get(key, [])
+            if isinstance(items, str):
+                items = [v for v in items.split(",") if v.strip()]
+            if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+                raise ConfigError(f"{where}.{key}: must be a list of strings")
+            lists[key] = tuple(v.strip() for v in items)
+        severity = table.get("min_severity", "WARNING")
+        if not isinstance(severity, str):
+            raise ConfigError(f"{where}.min_severity: must be one of {', '.join(_SEVERITIES)}")
+        out.append(NotificationDestination(url=url.strip(), min_severity=severity.strip().upper(),
+                                           models=lists["models"],
+                                           kinds=tuple(k.upper() for k in lists["kinds"])))
+    return tuple(out)
+
+
+def _check_notifications(n: NotificationSettings) -> None:
+    if n.min_severity.upper() not in _SEVERITIES:
         raise ConfigError(f"notifications.min_severity: must be one of {', '.join(_SEVERITIES)}")
+    for i, d in enumerate(n.destinations):
+        if d.min_severity not in _SEVERITIES:
+            raise ConfigError(f"notifications.destinations[{i}].min_severity: must be one of "
+                              f"{', '.join(_SEVERITIES)}")
+        bad = [k for k in d.kinds if k not in _ALERT_KINDS]
+        if bad:
+            raise ConfigError(f"notifications.destinations[{i}].kinds: {bad[0]!r} is not one of "
+                              f"{', '.join(_ALERT_KINDS)}")
+    if not 1 <= n.max_attempts <= 1000:
+        raise ConfigError("notifications.max_attempts: must be between 1 and 1000")
+    if n.backoff <= 0 or n.max_backoff < n.backoff:
+        raise ConfigError("notifications.backoff: must be positive and at most notifications.max_backoff")
+
+
+def _check_alerts(a: AlertSettings, audit: AuditSettings) -> None:
+    if a.window <= 0:
+        raise ConfigError("alerts.window: must be positive")
+    if a.min_samples < 1:
+        raise ConfigError("alerts.min_samples: must be at least 1")
+    if a.evaluate_interval < 0.1:
+        raise ConfigError("alerts.evaluate_interval: must be at least 100ms")
+    if a.retention <= 0:
+        raise ConfigError("alerts.retention: must be positive")
+    if a.max_history < 1:
+        raise ConfigError("alerts.max_history: must be at least 1")
+    for key in ("error_rate_severity", "latency_severity", "drift_severity", "experiment_severity",
+                "system_severity", "database_severity", "component_severity"):
+        if getattr(a, key).upper() not in _SEVERITIES:
+            raise ConfigError(f"alerts.{key}: must be one of {', '.join(_SEVERITIES)}")
+    for key in ("cpu_percent", "memory_percent"):
+        if not 0 < getattr(a, key) <= 100:
+            raise ConfigError(f"alerts.{key}: must be a percentage in (0, 100]")
+    if a.loop_lag <= 0:
+        raise ConfigError("alerts.loop_lag: must be positive")
+    if audit.retention <= 0:
+        raise ConfigError("audit.retention: must be positive")
+    if audit.max_events < 1:
+        raise ConfigError("audit.max_events: must be at least 1")
 
 
 def parse_model_thresholds(items: tuple[str, ...]) -> dict[str, float]:

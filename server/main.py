@@ -29,7 +29,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"modelctl-server: config error: {exc}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_serve(ControllerApp(settings)))
+        app = ControllerApp(settings)  # checks what needs more than the file: Apprise URLs
+    except ConfigError as exc:
+        print(f"modelctl-server: config error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_serve(app))
     except OSError as exc:
         print(f"modelctl-server: {exc}", file=sys.stderr)
         return 1

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Coroutine, Iterable
 
 from .clock import Clock
 from .deployments.engine import DeploymentController
-from .deployments.model import DeploymentEvent, EventKind
+from .deployments.model import Deployment, DeploymentEvent, EventKind
 from .events import EventHub
 from .metrics.recorder import MetricsRecorder
 from .system.components import PeriodicTask, Supervisor
@@ -44,18 +44,29 @@ class Announcer:
     Called on the event loop (by servicers and the reconciler) after the decision committed.
     """
 
-    def __init__(self, hub: EventHub, recorder: MetricsRecorder, read_split: Callable[[str], Awaitable[dict]]) -> None:
+    def __init__(self, hub: EventHub, recorder: MetricsRecorder, read_split: Callable[[str], Awaitable[dict]], *,
+                 read_live: Callable[[str], Awaitable[str | None]] | None = None,
+                 read_deployment: Callable[[str], Awaitable[Deployment]] | None = None) -> None:
         self._hub = hub
         self._recorder = recorder
         self._read_split = read_split
+        self._read_live = read_live
+        self._read_deployment = read_deployment
         self._exports: set[asyncio.Task[None]] = set()
+        #: Called with every batch of committed events (the deployment alerts listen here).
+        self.listeners: list[Callable[[list[DeploymentEvent]], None]] = []
 
     def announce(self, events: Iterable[DeploymentEvent]) -> None:
         models: set[str] = set()
+        events = list(events)
+        for listener in self.listeners:
+            listener(events)
         for event in events:
             self._hub.publish(deployment_topic(event.deployment_id), event)
             models.add(event.model)
             self._recorder.observe_deployment_event(event)
+            if event.kind is EventKind.SUCCEEDED and self._read_deployment is not None:
+                self._export(self._export_success(event.deployment_id))
         for model in models:
             self.nudge(model)
 
@@ -63,15 +74,30 @@ class Announcer:
         """Tell the data-plane streams of `model` to re-read the split and assignments."""
         self._hub.publish(traffic_topic(model), None)
         self._hub.publish(assignment_topic(model), None)
-        task = asyncio.get_running_loop().create_task(self._export_split(model))
+        self._export(self._export_split(model))
+
+    def _export(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._exports.add(task)  # keep a reference until done, or the task may be collected mid-way
         task.add_done_callback(self._exports.discard)
 
     async def _export_split(self, model: str) -> None:
         try:
             self._recorder.set_traffic(model, await self._read_split(model))
+            if self._read_live is not None:
+                self._recorder.set_live_versions({model: await self._read_live(model)})
         except Exception:  # noqa: BLE001 - metrics must never break a rollout; the next change retries
             log.warning("could not export the traffic split of %s", model, exc_info=True)
+
+    async def _export_success(self, deployment_id: str) -> None:
+        assert self._read_deployment is not None
+        try:
+            dep = await self._read_deployment(deployment_id)
+        except Exception:  # noqa: BLE001 - as above: a lost observation, never a broken rollout
+            log.warning("could not read deployment %s to time its rollout", deployment_id, exc_info=True)
+            return
+        if dep.finished_at is not None:
+            self._recorder.observe_success(dep.strategy.value.lower(), dep.created_at, dep.finished_at)
 
 
 class Reconciler(PeriodicTask):

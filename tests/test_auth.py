@@ -9,7 +9,7 @@ import stat
 import grpc
 import pytest
 
-from modelctl.v1 import controller_pb2, deployment_pb2, drift_pb2, experiment_pb2, registry_pb2, system_pb2
+from modelctl.v1 import alert_pb2, controller_pb2, deployment_pb2, drift_pb2, experiment_pb2, registry_pb2, system_pb2
 from modelctl_server.api.policy import POLICIES
 
 from grpc_helpers import stub
@@ -49,6 +49,14 @@ REQUIRED = {
     "ListExperiments": "viewer",
     "StopExperiment": "operator",
     "GetDriftReport": "viewer",
+    "ListAlerts": "viewer",
+    "GetAlert": "viewer",
+    "AcknowledgeAlert": "operator",
+    "StreamAlerts": "viewer",
+    "CreateSilence": "operator",
+    "ListSilences": "viewer",
+    "ExpireSilence": "operator",
+    "TestNotifications": "admin",
 }
 
 
@@ -95,9 +103,18 @@ def _call(api, rpc: str):  # type: ignore[no-untyped-def]
         "ListExperiments": experiment_pb2.ListExperimentsRequest(),
         "StopExperiment": experiment_pb2.StopExperimentRequest(id="missing"),
         "GetDriftReport": drift_pb2.GetDriftReportRequest(model="m", version="old"),
+        "ListAlerts": alert_pb2.ListAlertsRequest(),
+        "GetAlert": alert_pb2.GetAlertRequest(id="missing"),
+        "AcknowledgeAlert": alert_pb2.AcknowledgeAlertRequest(id="missing"),
+        # history_only: the replay (empty here), then the stream ends instead of following.
+        "StreamAlerts": alert_pb2.StreamAlertsRequest(from_start=True, history_only=True),
+        "CreateSilence": alert_pb2.CreateSilenceRequest(model="m", duration={"seconds": 60}, comment="test"),
+        "ListSilences": alert_pb2.ListSilencesRequest(),
+        "ExpireSilence": alert_pb2.ExpireSilenceRequest(id="missing"),
+        "TestNotifications": alert_pb2.TestNotificationsRequest(),
     }
     result = getattr(api, rpc)(requests[rpc], timeout=10)
-    if rpc.startswith("Watch"):
+    if rpc.startswith("Watch") or rpc == "StreamAlerts":
         return list(result)  # each of these ends with NOT_FOUND once admitted
     return result
 

@@ -355,7 +355,7 @@ def test_deployment_metrics_are_exported(ctl: Controller) -> None:
     assert 'modelctl_deployment_state{model="fraud",modelctl_deployment_state="ROLLED_BACK"} 1.0' in body
     assert 'modelctl_model_requests_total{model="fraud",version="2"} 40.0' in body
     assert 'modelctl_model_errors_total{model="fraud",version="2"} 20.0' in body
-    assert "modelctl_fast_rollback_seconds_count" in body  # 0 or 1: the reconcile loop may catch it first
+    assert "modelctl_breach_to_rollback_seconds_count" in body  # 0 or 1: the reconcile loop may catch it first
 
 
 def test_acknowledged_metric_reports_survive_a_restart(server_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -377,3 +377,46 @@ def test_acknowledged_metric_reports_survive_a_restart(server_factory, tmp_path)
     second.advance(30)
     second.tick()  # no new report: the journal brought the evidence back
     assert second.get(dep.id).step == 2
+
+
+# --- waiting gates explain themselves ----------------------------------------------------------------------
+
+
+def _gates(d: dpb.Deployment) -> dict[str, tuple[str, str]]:
+    return {g.gate: (dpb.GateVerdict.Name(g.verdict).removeprefix("GATE_VERDICT_"), g.detail) for g in d.current_gates}
+
+
+def test_a_waiting_step_says_what_each_gate_lacks(ctl: Controller) -> None:
+    """The new user's canary: --min-samples 5, two reports of one latency each, then silence."""
+    dep = ctl.deploy("fraud", "2", CANARY, steps=[50, 100], step_interval=Duration(seconds=30), min_samples=5)
+    ctl.advance(1)
+    for _ in range(2):
+        ctl.api.ReportMetrics(dpb.ReportMetricsRequest(samples=[dpb.MetricsSample(
+            model="fraud", version="2", requests=1, latency_ms=[40.0])]))
+    ctl.advance(10)
+    shown = ctl.get(dep.id)
+    assert _gates(shown) == {"error_rate": ("WAIT", "2 of 5 requests"), "latency_p95": ("WAIT", "2 of 5 samples")}
+    assert shown.waiting_for == ("step 1 is watched for 19s more; error-rate has 2 of 5 requests, "
+                                 "latency-p95 has 2 of 5 samples")
+    # Past the interval, the step still waits, and says only what the gates lack.
+    ctl.advance(30)
+    ctl.tick()
+    shown = ctl.get(dep.id)
+    assert shown.state == dpb.DEPLOYMENT_STATE_PROGRESSING and shown.step == 1
+    assert shown.waiting_for == "error-rate has 2 of 5 requests, latency-p95 has 2 of 5 samples"
+    assert list(shown.evaluations) == []  # nothing stored per read or per waiting tick
+
+
+def test_current_gates_show_passing_verdicts_and_end_with_the_deployment(ctl: Controller) -> None:
+    dep = canary(ctl)
+    ctl.advance(1)
+    ctl.report("fraud", "2", requests=20, errors=0, latency=40.0)
+    shown = ctl.get(dep.id)
+    assert _gates(shown) == {"error_rate": ("PASS", "0.000 <= 0.050 over 20 requests"),
+                             "latency_p95": ("PASS", "40ms <= 1000ms over 20 samples")}
+    assert shown.waiting_for == "step 1 is watched for 29s more"
+    ctl.api.PauseDeployment(dpb.DeploymentActionRequest(id=dep.id))
+    assert ctl.get(dep.id).waiting_for == "paused at step 1: resume to continue"
+    ctl.api.AbortDeployment(dpb.DeploymentActionRequest(id=dep.id))
+    final = ctl.get(dep.id)
+    assert list(final.current_gates) == [] and final.waiting_for == ""

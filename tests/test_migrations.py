@@ -5,7 +5,12 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from modelctl_server.store import analysis_tables, deployment_tables, metric_journal  # noqa: F401 - registers their tables
+from modelctl_server.store import (  # noqa: F401 - registers their tables
+    alert_tables,
+    analysis_tables,
+    deployment_tables,
+    metric_journal,
+)
 from modelctl_server.store.db import Database
 from modelctl_server.store.tables import Base
 

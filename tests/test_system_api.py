@@ -33,6 +33,12 @@ def test_status_reports_process_database_counts_and_components(live_server) -> N
                       "reconciler": system_pb2.COMPONENT_STATE_RUNNING,
                       "metrics-journal-pruner": system_pb2.COMPONENT_STATE_RUNNING,
                       "artifact-sweeper": system_pb2.COMPONENT_STATE_RUNNING,
+                      "experiment-refresher": system_pb2.COMPONENT_STATE_RUNNING,
+                      "drift-gauges": system_pb2.COMPONENT_STATE_RUNNING,
+                      "alert-evaluator": system_pb2.COMPONENT_STATE_RUNNING,
+                      "deployment-alerts": system_pb2.COMPONENT_STATE_RUNNING,
+                      "history-rotator": system_pb2.COMPONENT_STATE_RUNNING,
+                      "notification-outbox": system_pb2.COMPONENT_STATE_RUNNING,
                       "system-sampler": system_pb2.COMPONENT_STATE_RUNNING}
     assert st.auth_enabled and not st.tls_enabled
 
@@ -131,7 +137,7 @@ def test_metrics_endpoint_counts_rpcs(live_server) -> None:  # type: ignore[no-u
     assert 'modelctl_rpc_requests_total{code="OK",rpc="ListModels"} 1.0' in body
     assert 'modelctl_rpc_requests_total{code="NOT_FOUND",rpc="GetModel"} 1.0' in body
     assert "modelctl_rpc_duration_seconds_bucket" in body
-    assert "modelctl_event_loop_lag_seconds" in body and "modelctl_process_resident_memory_bytes" in body
+    assert "modelctl_event_loop_lag_seconds" in body and "\nprocess_resident_memory_bytes " in body
 
 
 def test_auth_disabled_is_explicit_and_open(server_factory, caplog) -> None:  # type: ignore[no-untyped-def]

@@ -196,5 +196,11 @@ def _window(e: GateEvaluation) -> str:
 
 
 def deployment_details(d: Deployment) -> str:
-    evaluations = evaluations_table(list(d.evaluations))
-    return f"{deployment_fields(d)}\n\nGate evaluations (newest first):\n{evaluations}"
+    parts = [deployment_fields(d)]
+    if d.current_gates:
+        parts.append(f"Current step {d.step}, gates over the step so far:\n"
+                     f"{evaluations_table(list(d.current_gates))}")
+    if d.waiting_for:
+        parts.append(f"Waiting for: {d.waiting_for}")
+    parts.append(f"Gate evaluations (newest first):\n{evaluations_table(list(d.evaluations))}")
+    return "\n\n".join(parts)

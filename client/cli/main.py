@@ -17,7 +17,7 @@ from __future__ import annotations
 import click
 
 from .._options import DEFAULT_ADDRESS, DEFAULT_TIMEOUT
-from . import audit, deploy, deployments, metrics, models, system, tokens, traffic
+from . import alerts, audit, deploy, deployments, drift, experiments, metrics, models, system, tokens, traffic
 from ._context import OUTPUT_FORMATS, CliContext
 from ._errors import ModelctlGroup
 from ._output import attach_output_options
@@ -31,9 +31,14 @@ COMMANDS: tuple[click.Command, ...] = (
     deployments.deployments,
     traffic.traffic,
     metrics.metrics,
+    drift.drift,
+    experiments.experiments,
     system.status,
     system.restart,
     audit.audit,
+    alerts.alerts,
+    alerts.silences,
+    alerts.notifications,
     tokens.tokens,
 )
 

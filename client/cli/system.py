@@ -67,4 +67,10 @@ def _status_text(current: SystemStatus) -> str:
     rows = [(c.name, out.enum_label(ComponentState.Name(c.state), _COMPONENT_PREFIX), out.timestamp(c.since),
              c.detail) for c in current.components]
     components = out.render_table(("COMPONENT", "STATE", "SINCE", "DETAIL"), rows, empty="No components.")
-    return f"{fields}\n\n{components}"
+    n = current.notifications
+    alerts = ", ".join(f"{count} {name}" for name, count in sorted(current.open_alerts.items()) if count) or "none"
+    notes = out.render_fields([("Open alerts", alerts),
+                               ("Notifications", f"{n.outbox_pending} pending, {n.outbox_failed} failed")])
+    rows = [(d.destination, d.sent, d.failed, d.pending) for d in n.destinations]
+    table = out.render_table(("DESTINATION", "SENT", "FAILED", "PENDING"), rows, empty="No notification destinations.")
+    return f"{fields}\n\n{components}\n\n{notes}\n{table}"

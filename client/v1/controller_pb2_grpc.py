@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from modelctl.v1 import alert_pb2 as modelctl_dot_v1_dot_alert__pb2
 from modelctl.v1 import deployment_pb2 as modelctl_dot_v1_dot_deployment__pb2
 from modelctl.v1 import drift_pb2 as modelctl_dot_v1_dot_drift__pb2
 from modelctl.v1 import experiment_pb2 as modelctl_dot_v1_dot_experiment__pb2
@@ -164,6 +165,46 @@ class ModelControllerStub:
                 '/modelctl.v1.ModelController/GetDriftReport',
                 request_serializer=modelctl_dot_v1_dot_drift__pb2.GetDriftReportRequest.SerializeToString,
                 response_deserializer=modelctl_dot_v1_dot_drift__pb2.DriftReport.FromString,
+                _registered_method=True)
+        self.ListAlerts = channel.unary_unary(
+                '/modelctl.v1.ModelController/ListAlerts',
+                request_serializer=modelctl_dot_v1_dot_alert__pb2.ListAlertsRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_alert__pb2.ListAlertsResponse.FromString,
+                _registered_method=True)
+        self.GetAlert = channel.unary_unary(
+                '/modelctl.v1.ModelController/GetAlert',
+                request_serializer=modelctl_dot_v1_dot_alert__pb2.GetAlertRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_alert__pb2.Alert.FromString,
+                _registered_method=True)
+        self.AcknowledgeAlert = channel.unary_unary(
+                '/modelctl.v1.ModelController/AcknowledgeAlert',
+                request_serializer=modelctl_dot_v1_dot_alert__pb2.AcknowledgeAlertRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_alert__pb2.Alert.FromString,
+                _registered_method=True)
+        self.StreamAlerts = channel.unary_stream(
+                '/modelctl.v1.ModelController/StreamAlerts',
+                request_serializer=modelctl_dot_v1_dot_alert__pb2.StreamAlertsRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_alert__pb2.AlertEvent.FromString,
+                _registered_method=True)
+        self.CreateSilence = channel.unary_unary(
+                '/modelctl.v1.ModelController/CreateSilence',
+                request_serializer=modelctl_dot_v1_dot_alert__pb2.CreateSilenceRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_alert__pb2.Silence.FromString,
+                _registered_method=True)
+        self.ListSilences = channel.unary_unary(
+                '/modelctl.v1.ModelController/ListSilences',
+                request_serializer=modelctl_dot_v1_dot_alert__pb2.ListSilencesRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_alert__pb2.ListSilencesResponse.FromString,
+                _registered_method=True)
+        self.ExpireSilence = channel.unary_unary(
+                '/modelctl.v1.ModelController/ExpireSilence',
+                request_serializer=modelctl_dot_v1_dot_alert__pb2.ExpireSilenceRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_alert__pb2.Silence.FromString,
+                _registered_method=True)
+        self.TestNotifications = channel.unary_unary(
+                '/modelctl.v1.ModelController/TestNotifications',
+                request_serializer=modelctl_dot_v1_dot_alert__pb2.TestNotificationsRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_alert__pb2.TestNotificationsResponse.FromString,
                 _registered_method=True)
         self.GetSystemStatus = channel.unary_unary(
                 '/modelctl.v1.ModelController/GetSystemStatus',
@@ -369,6 +410,59 @@ class ModelControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAlerts(self, request, context):
+        """--- alerts ---
+        Filters (minimum severity, state, model, kind, time range), newest first, paginated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAlert(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcknowledgeAlert(self, request, context):
+        """Records who and when; idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamAlerts(self, request, context):
+        """Alert events after a cursor (replayed from the database), then live ones: no gap, no duplicate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSilence(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSilences(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExpireSilence(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TestNotifications(self, request, context):
+        """Sends a test message to every configured destination (or the one URL given); admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSystemStatus(self, request, context):
         """--- system ---
         """
@@ -533,6 +627,46 @@ def add_ModelControllerServicer_to_server(servicer, server):
                     servicer.GetDriftReport,
                     request_deserializer=modelctl_dot_v1_dot_drift__pb2.GetDriftReportRequest.FromString,
                     response_serializer=modelctl_dot_v1_dot_drift__pb2.DriftReport.SerializeToString,
+            ),
+            'ListAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlerts,
+                    request_deserializer=modelctl_dot_v1_dot_alert__pb2.ListAlertsRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_alert__pb2.ListAlertsResponse.SerializeToString,
+            ),
+            'GetAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAlert,
+                    request_deserializer=modelctl_dot_v1_dot_alert__pb2.GetAlertRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_alert__pb2.Alert.SerializeToString,
+            ),
+            'AcknowledgeAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeAlert,
+                    request_deserializer=modelctl_dot_v1_dot_alert__pb2.AcknowledgeAlertRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_alert__pb2.Alert.SerializeToString,
+            ),
+            'StreamAlerts': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamAlerts,
+                    request_deserializer=modelctl_dot_v1_dot_alert__pb2.StreamAlertsRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_alert__pb2.AlertEvent.SerializeToString,
+            ),
+            'CreateSilence': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSilence,
+                    request_deserializer=modelctl_dot_v1_dot_alert__pb2.CreateSilenceRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_alert__pb2.Silence.SerializeToString,
+            ),
+            'ListSilences': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSilences,
+                    request_deserializer=modelctl_dot_v1_dot_alert__pb2.ListSilencesRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_alert__pb2.ListSilencesResponse.SerializeToString,
+            ),
+            'ExpireSilence': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExpireSilence,
+                    request_deserializer=modelctl_dot_v1_dot_alert__pb2.ExpireSilenceRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_alert__pb2.Silence.SerializeToString,
+            ),
+            'TestNotifications': grpc.unary_unary_rpc_method_handler(
+                    servicer.TestNotifications,
+                    request_deserializer=modelctl_dot_v1_dot_alert__pb2.TestNotificationsRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_alert__pb2.TestNotificationsResponse.SerializeToString,
             ),
             'GetSystemStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSystemStatus,
@@ -1242,6 +1376,222 @@ class ModelController:
             '/modelctl.v1.ModelController/GetDriftReport',
             modelctl_dot_v1_dot_drift__pb2.GetDriftReportRequest.SerializeToString,
             modelctl_dot_v1_dot_drift__pb2.DriftReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/ListAlerts',
+            modelctl_dot_v1_dot_alert__pb2.ListAlertsRequest.SerializeToString,
+            modelctl_dot_v1_dot_alert__pb2.ListAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/GetAlert',
+            modelctl_dot_v1_dot_alert__pb2.GetAlertRequest.SerializeToString,
+            modelctl_dot_v1_dot_alert__pb2.Alert.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/AcknowledgeAlert',
+            modelctl_dot_v1_dot_alert__pb2.AcknowledgeAlertRequest.SerializeToString,
+            modelctl_dot_v1_dot_alert__pb2.Alert.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/modelctl.v1.ModelController/StreamAlerts',
+            modelctl_dot_v1_dot_alert__pb2.StreamAlertsRequest.SerializeToString,
+            modelctl_dot_v1_dot_alert__pb2.AlertEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSilence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/CreateSilence',
+            modelctl_dot_v1_dot_alert__pb2.CreateSilenceRequest.SerializeToString,
+            modelctl_dot_v1_dot_alert__pb2.Silence.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSilences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/ListSilences',
+            modelctl_dot_v1_dot_alert__pb2.ListSilencesRequest.SerializeToString,
+            modelctl_dot_v1_dot_alert__pb2.ListSilencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExpireSilence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/ExpireSilence',
+            modelctl_dot_v1_dot_alert__pb2.ExpireSilenceRequest.SerializeToString,
+            modelctl_dot_v1_dot_alert__pb2.Silence.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TestNotifications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/TestNotifications',
+            modelctl_dot_v1_dot_alert__pb2.TestNotificationsRequest.SerializeToString,
+            modelctl_dot_v1_dot_alert__pb2.TestNotificationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

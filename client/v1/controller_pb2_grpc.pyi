@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from modelctl.v1 import alert_pb2 as _alert_pb2
 from modelctl.v1 import deployment_pb2 as _deployment_pb2
 from modelctl.v1 import drift_pb2 as _drift_pb2
 from modelctl.v1 import experiment_pb2 as _experiment_pb2
@@ -83,6 +84,20 @@ class ModelControllerStub:
     """All traffic back on control, or (promote_winner) a canary deployment of the winner."""
     GetDriftReport: _grpc.UnaryUnaryMultiCallable[_drift_pb2.GetDriftReportRequest, _drift_pb2.DriftReport]
     """--- drift ---"""
+    ListAlerts: _grpc.UnaryUnaryMultiCallable[_alert_pb2.ListAlertsRequest, _alert_pb2.ListAlertsResponse]
+    """--- alerts ---
+    Filters (minimum severity, state, model, kind, time range), newest first, paginated.
+    """
+    GetAlert: _grpc.UnaryUnaryMultiCallable[_alert_pb2.GetAlertRequest, _alert_pb2.Alert]
+    AcknowledgeAlert: _grpc.UnaryUnaryMultiCallable[_alert_pb2.AcknowledgeAlertRequest, _alert_pb2.Alert]
+    """Records who and when; idempotent."""
+    StreamAlerts: _grpc.UnaryStreamMultiCallable[_alert_pb2.StreamAlertsRequest, _alert_pb2.AlertEvent]
+    """Alert events after a cursor (replayed from the database), then live ones: no gap, no duplicate."""
+    CreateSilence: _grpc.UnaryUnaryMultiCallable[_alert_pb2.CreateSilenceRequest, _alert_pb2.Silence]
+    ListSilences: _grpc.UnaryUnaryMultiCallable[_alert_pb2.ListSilencesRequest, _alert_pb2.ListSilencesResponse]
+    ExpireSilence: _grpc.UnaryUnaryMultiCallable[_alert_pb2.ExpireSilenceRequest, _alert_pb2.Silence]
+    TestNotifications: _grpc.UnaryUnaryMultiCallable[_alert_pb2.TestNotificationsRequest, _alert_pb2.TestNotificationsResponse]
+    """Sends a test message to every configured destination (or the one URL given); admin."""
     GetSystemStatus: _grpc.UnaryUnaryMultiCallable[_system_pb2.GetSystemStatusRequest, _system_pb2.SystemStatus]
     """--- system ---"""
     RestartSystem: _grpc.UnaryUnaryMultiCallable[_system_pb2.RestartSystemRequest, _system_pb2.RestartSystemResponse]
@@ -142,6 +157,20 @@ class ModelControllerAsyncStub(ModelControllerStub):
     """All traffic back on control, or (promote_winner) a canary deployment of the winner."""
     GetDriftReport: _aio.UnaryUnaryMultiCallable[_drift_pb2.GetDriftReportRequest, _drift_pb2.DriftReport]  # type: ignore[assignment]
     """--- drift ---"""
+    ListAlerts: _aio.UnaryUnaryMultiCallable[_alert_pb2.ListAlertsRequest, _alert_pb2.ListAlertsResponse]  # type: ignore[assignment]
+    """--- alerts ---
+    Filters (minimum severity, state, model, kind, time range), newest first, paginated.
+    """
+    GetAlert: _aio.UnaryUnaryMultiCallable[_alert_pb2.GetAlertRequest, _alert_pb2.Alert]  # type: ignore[assignment]
+    AcknowledgeAlert: _aio.UnaryUnaryMultiCallable[_alert_pb2.AcknowledgeAlertRequest, _alert_pb2.Alert]  # type: ignore[assignment]
+    """Records who and when; idempotent."""
+    StreamAlerts: _aio.UnaryStreamMultiCallable[_alert_pb2.StreamAlertsRequest, _alert_pb2.AlertEvent]  # type: ignore[assignment]
+    """Alert events after a cursor (replayed from the database), then live ones: no gap, no duplicate."""
+    CreateSilence: _aio.UnaryUnaryMultiCallable[_alert_pb2.CreateSilenceRequest, _alert_pb2.Silence]  # type: ignore[assignment]
+    ListSilences: _aio.UnaryUnaryMultiCallable[_alert_pb2.ListSilencesRequest, _alert_pb2.ListSilencesResponse]  # type: ignore[assignment]
+    ExpireSilence: _aio.UnaryUnaryMultiCallable[_alert_pb2.ExpireSilenceRequest, _alert_pb2.Silence]  # type: ignore[assignment]
+    TestNotifications: _aio.UnaryUnaryMultiCallable[_alert_pb2.TestNotificationsRequest, _alert_pb2.TestNotificationsResponse]  # type: ignore[assignment]
+    """Sends a test message to every configured destination (or the one URL given); admin."""
     GetSystemStatus: _aio.UnaryUnaryMultiCallable[_system_pb2.GetSystemStatusRequest, _system_pb2.SystemStatus]  # type: ignore[assignment]
     """--- system ---"""
     RestartSystem: _aio.UnaryUnaryMultiCallable[_system_pb2.RestartSystemRequest, _system_pb2.RestartSystemResponse]  # type: ignore[assignment]
@@ -348,6 +377,68 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_drift_pb2.DriftReport, _abc.Awaitable[_drift_pb2.DriftReport]]:
         """--- drift ---"""
+
+    @_abc_1.abstractmethod
+    def ListAlerts(
+        self,
+        request: _alert_pb2.ListAlertsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_alert_pb2.ListAlertsResponse, _abc.Awaitable[_alert_pb2.ListAlertsResponse]]:
+        """--- alerts ---
+        Filters (minimum severity, state, model, kind, time range), newest first, paginated.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAlert(
+        self,
+        request: _alert_pb2.GetAlertRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_alert_pb2.Alert, _abc.Awaitable[_alert_pb2.Alert]]: ...
+
+    @_abc_1.abstractmethod
+    def AcknowledgeAlert(
+        self,
+        request: _alert_pb2.AcknowledgeAlertRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_alert_pb2.Alert, _abc.Awaitable[_alert_pb2.Alert]]:
+        """Records who and when; idempotent."""
+
+    @_abc_1.abstractmethod
+    def StreamAlerts(
+        self,
+        request: _alert_pb2.StreamAlertsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_alert_pb2.AlertEvent], _abc.AsyncIterator[_alert_pb2.AlertEvent]]:
+        """Alert events after a cursor (replayed from the database), then live ones: no gap, no duplicate."""
+
+    @_abc_1.abstractmethod
+    def CreateSilence(
+        self,
+        request: _alert_pb2.CreateSilenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_alert_pb2.Silence, _abc.Awaitable[_alert_pb2.Silence]]: ...
+
+    @_abc_1.abstractmethod
+    def ListSilences(
+        self,
+        request: _alert_pb2.ListSilencesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_alert_pb2.ListSilencesResponse, _abc.Awaitable[_alert_pb2.ListSilencesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ExpireSilence(
+        self,
+        request: _alert_pb2.ExpireSilenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_alert_pb2.Silence, _abc.Awaitable[_alert_pb2.Silence]]: ...
+
+    @_abc_1.abstractmethod
+    def TestNotifications(
+        self,
+        request: _alert_pb2.TestNotificationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_alert_pb2.TestNotificationsResponse, _abc.Awaitable[_alert_pb2.TestNotificationsResponse]]:
+        """Sends a test message to every configured destination (or the one URL given); admin."""
 
     @_abc_1.abstractmethod
     def GetSystemStatus(

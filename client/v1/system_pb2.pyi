@@ -158,6 +158,26 @@ Global___MemoryStatus: _TypeAlias = MemoryStatus  # noqa: Y015
 class SystemStatus(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class OpenAlertsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     VERSION_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
     UPTIME_FIELD_NUMBER: _builtins.int
@@ -171,6 +191,8 @@ class SystemStatus(_message.Message):
     AUTH_ENABLED_FIELD_NUMBER: _builtins.int
     TLS_ENABLED_FIELD_NUMBER: _builtins.int
     OPEN_FILES_FIELD_NUMBER: _builtins.int
+    NOTIFICATIONS_FIELD_NUMBER: _builtins.int
+    OPEN_ALERTS_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     process_cpu_percent: _builtins.float
     """CPU used by the controller process, percent of one core."""
@@ -190,6 +212,12 @@ class SystemStatus(_message.Message):
     def database(self) -> Global___DatabaseStatus: ...
     @_builtins.property
     def components(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComponentStatus]: ...
+    @_builtins.property
+    def notifications(self) -> Global___NotificationsStatus: ...
+    @_builtins.property
+    def open_alerts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Open alerts by severity name ("WARNING": 2)."""
+
     def __init__(
         self,
         *,
@@ -206,14 +234,77 @@ class SystemStatus(_message.Message):
         auth_enabled: _builtins.bool = ...,
         tls_enabled: _builtins.bool = ...,
         open_files: _builtins.int = ...,
+        notifications: Global___NotificationsStatus | None = ...,
+        open_alerts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["database", b"database", "memory", b"memory", "started_at", b"started_at", "uptime", b"uptime"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["database", b"database", "memory", b"memory", "notifications", b"notifications", "started_at", b"started_at", "uptime", b"uptime"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auth_enabled", b"auth_enabled", "components", b"components", "database", b"database", "memory", b"memory", "model_count", b"model_count", "open_files", b"open_files", "process_cpu_percent", b"process_cpu_percent", "started_at", b"started_at", "system_cpu_percent", b"system_cpu_percent", "tls_enabled", b"tls_enabled", "uptime", b"uptime", "version", b"version", "version_count", b"version_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auth_enabled", b"auth_enabled", "components", b"components", "database", b"database", "memory", b"memory", "model_count", b"model_count", "notifications", b"notifications", "open_alerts", b"open_alerts", "open_files", b"open_files", "process_cpu_percent", b"process_cpu_percent", "started_at", b"started_at", "system_cpu_percent", b"system_cpu_percent", "tls_enabled", b"tls_enabled", "uptime", b"uptime", "version", b"version", "version_count", b"version_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SystemStatus: _TypeAlias = SystemStatus  # noqa: Y015
+
+@_typing.final
+class DestinationStatus(_message.Message):
+    """One notification destination: what the outbox delivered to it, what it owes, what it gave up on."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DESTINATION_FIELD_NUMBER: _builtins.int
+    SCHEME_FIELD_NUMBER: _builtins.int
+    SENT_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    destination: _builtins.str
+    """The Apprise URL with its secrets masked."""
+    scheme: _builtins.str
+    sent: _builtins.int
+    failed: _builtins.int
+    pending: _builtins.int
+    def __init__(
+        self,
+        *,
+        destination: _builtins.str = ...,
+        scheme: _builtins.str = ...,
+        sent: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        pending: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["destination", b"destination", "failed", b"failed", "pending", b"pending", "scheme", b"scheme", "sent", b"sent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DestinationStatus: _TypeAlias = DestinationStatus  # noqa: Y015
+
+@_typing.final
+class NotificationsStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DESTINATIONS_FIELD_NUMBER: _builtins.int
+    OUTBOX_PENDING_FIELD_NUMBER: _builtins.int
+    OUTBOX_FAILED_FIELD_NUMBER: _builtins.int
+    outbox_pending: _builtins.int
+    """Deliveries still owed (pending or being retried) across destinations."""
+    outbox_failed: _builtins.int
+    @_builtins.property
+    def destinations(self) -> _containers.RepeatedCompositeFieldContainer[Global___DestinationStatus]: ...
+    def __init__(
+        self,
+        *,
+        destinations: _abc.Iterable[Global___DestinationStatus] | None = ...,
+        outbox_pending: _builtins.int = ...,
+        outbox_failed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["destinations", b"destinations", "outbox_failed", b"outbox_failed", "outbox_pending", b"outbox_pending"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotificationsStatus: _TypeAlias = NotificationsStatus  # noqa: Y015
 
 @_typing.final
 class GetSystemStatusRequest(_message.Message):

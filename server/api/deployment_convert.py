@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from modelctl.v1 import deployment_pb2 as _pb
 
+from ..deployments.engine import GateStatus
 from ..deployments.model import Deployment, DeploymentEvent, EventKind, GateEvaluation, Instance, Verdict
 from ..deployments.params import DeploymentParams, ParamOverrides
 from ..deployments.phases import Phase, Strategy
@@ -86,15 +87,18 @@ def evaluation_to_proto(e: GateEvaluation, evaluated_at=None) -> _pb.GateEvaluat
     return out
 
 
-def deployment_to_proto(d: Deployment, evaluations: list[GateEvaluation] | None = None) -> _pb.Deployment:
+def deployment_to_proto(d: Deployment, evaluations: list[GateEvaluation] | None = None,
+                        status: GateStatus | None = None) -> _pb.Deployment:
     total = len(d.params.steps) if d.strategy is Strategy.CANARY else 1
+    current = [evaluation_to_proto(e) for e in status.evaluations] if status else []
     return _pb.Deployment(
         id=d.id, model=d.model, version=d.version, previous_version=d.previous_version or "",
         strategy=_STRATEGIES[d.strategy], state=_PHASES[d.phase], step=d.step, traffic_percent=d.traffic_percent,
         reason=d.reason, params=params_to_proto(d.params), failed_checks=d.failed_checks,
         created_at=ts(d.created_at), updated_at=ts(d.updated_at), step_started_at=ts(d.step_started_at),
         finished_at=ts(d.finished_at), created_by=d.created_by,
-        evaluations=[evaluation_to_proto(e) for e in reversed(evaluations or [])], total_steps=total)
+        evaluations=[evaluation_to_proto(e) for e in reversed(evaluations or [])], total_steps=total,
+        current_gates=current, waiting_for=status.waiting_for if status else "")
 
 
 def event_to_proto(e: DeploymentEvent) -> _pb.DeploymentEvent:

@@ -39,7 +39,8 @@ class DeploymentRpcs:
         else:
             dep = await s.run(s.deployments.get, update_or_id)
         evaluations = await s.run(s.deployments.evaluations, dep.id, limit=EVALUATIONS_SHOWN)
-        return deployment_to_proto(dep, evaluations)
+        status = None if dep.phase.is_final else await s.run(s.deployments.gate_status, dep)
+        return deployment_to_proto(dep, evaluations, status)
 
     async def DeployModel(self, request: _pb.DeployModelRequest, context: grpc.aio.ServicerContext):
         problems = Violations()

@@ -10,10 +10,11 @@ not parse are refused with INVALID_ARGUMENT for every service (see `malformed`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, ContextManager
 
 import grpc
 from grpc.aio import AbortError
@@ -34,16 +35,19 @@ _FALLBACK = RpcPolicy(Role.ADMIN, True)
 
 Runner = Callable[..., Awaitable[Any]]
 CallObserver = Callable[[str, str, float], None]
+#: (rpc, is a server stream) -> a context counting the call in flight (or the stream open) while it runs.
+CallTracker = Callable[[str, bool], ContextManager[None]]
 
 
 class ControllerInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, tokens: TokenService, audit: AuditLog, run: Runner, *, auth_enabled: bool,
-                 observe: CallObserver | None = None) -> None:
+                 observe: CallObserver | None = None, track: CallTracker | None = None) -> None:
         self._tokens = tokens
         self._audit = audit
         self._run = run  # runs blocking store work on the thread pool
         self._auth_enabled = auth_enabled
         self._observe = observe or (lambda _rpc, _code, _seconds: None)
+        self._track = track or (lambda _rpc, _stream: contextlib.nullcontext())
 
     async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = await continuation(handler_call_details)
@@ -68,30 +72,32 @@ class ControllerInterceptor(grpc.aio.ServerInterceptor):
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
             start = time.perf_counter()
             call = _Call(rpc, policy, request, context)
-            try:
-                await self._admit(call)
-                response = await behavior(checked(request), context)
-            except BaseException as exc:  # noqa: BLE001 - every failure is mapped below
-                await self._fail(call, exc, start)
-                raise
-            call.outcome = "OK"
-            await self._finish(call, start)
-            return response
+            with self._track(rpc, False):
+                try:
+                    await self._admit(call)
+                    response = await behavior(checked(request), context)
+                except BaseException as exc:  # noqa: BLE001 - every failure is mapped below
+                    await self._fail(call, exc, start)
+                    raise
+                call.outcome = "OK"
+                await self._finish(call, start)
+                return response
         return wrapper
 
     def _wrap_stream(self, rpc: str, policy: RpcPolicy, behavior: Callable[..., AsyncIterator[Any]]):  # type: ignore[no-untyped-def]
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             start = time.perf_counter()
             call = _Call(rpc, policy, request, context)
-            try:
-                await self._admit(call)
-                async for item in behavior(checked(request), context):
-                    yield item
-            except BaseException as exc:  # noqa: BLE001
-                await self._fail(call, exc, start)
-                raise
-            call.outcome = "OK"
-            await self._finish(call, start)
+            with self._track(rpc, True):
+                try:
+                    await self._admit(call)
+                    async for item in behavior(checked(request), context):
+                        yield item
+                except BaseException as exc:  # noqa: BLE001
+                    await self._fail(call, exc, start)
+                    raise
+                call.outcome = "OK"
+                await self._finish(call, start)
         return wrapper
 
     async def _admit(self, call: _Call) -> None:

@@ -28,6 +28,12 @@ def _id(r: Any) -> str:
     return r.id
 
 
+def _silence_target(r: Any) -> str:
+    matchers = [f"model={r.model}" if r.model else "", f"version={r.version}" if r.version else "",
+                f"kind={r.kind}" if r.kind else ""]
+    return " ".join(m for m in matchers if m) + (f" ({r.comment[:200]})" if r.comment else "")
+
+
 POLICIES: dict[str, RpcPolicy] = {
     # lifecycle
     "RegisterModel": RpcPolicy(Role.OPERATOR, True, _name_version),
@@ -62,6 +68,16 @@ POLICIES: dict[str, RpcPolicy] = {
     "StopExperiment": RpcPolicy(Role.OPERATOR, True, _id),
     # drift
     "GetDriftReport": RpcPolicy(Role.VIEWER, False),
+    # alerts: acknowledging and silencing change what operators are told, so they are audited
+    "ListAlerts": RpcPolicy(Role.VIEWER, False),
+    "GetAlert": RpcPolicy(Role.VIEWER, False),
+    "AcknowledgeAlert": RpcPolicy(Role.OPERATOR, True, _id),
+    "StreamAlerts": RpcPolicy(Role.VIEWER, False),
+    "CreateSilence": RpcPolicy(Role.OPERATOR, True, lambda r: _silence_target(r)),
+    "ListSilences": RpcPolicy(Role.VIEWER, False),
+    "ExpireSilence": RpcPolicy(Role.OPERATOR, True, _id),
+    # It sends messages to any URL the caller names: admins only.
+    "TestNotifications": RpcPolicy(Role.ADMIN, True),
     # system
     "GetSystemStatus": RpcPolicy(Role.VIEWER, False),
     "RestartSystem": RpcPolicy(Role.ADMIN, True, lambda r: r.reason),

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from modelctl.v1 import controller_pb2_grpc as _grpc
 
+from .alert_rpcs import AlertRpcs
 from .dataplane_rpcs import DataPlaneRpcs
 from .deployment_rpcs import DeploymentRpcs
+from .drift_rpcs import DriftRpcs
+from .experiment_rpcs import ExperimentRpcs
 from .registry_rpcs import RegistryRpcs
 from .services import Services
 from .system_rpcs import SystemRpcs
 from .telemetry_rpcs import TelemetryRpcs
 
 
-class ModelControllerServicer(RegistryRpcs, DeploymentRpcs, DataPlaneRpcs, TelemetryRpcs, SystemRpcs,
+class ModelControllerServicer(RegistryRpcs, DeploymentRpcs, ExperimentRpcs, DriftRpcs, DataPlaneRpcs, TelemetryRpcs,
+                              SystemRpcs, AlertRpcs,
                               _grpc.ModelControllerServicer):
     def __init__(self, services: Services) -> None:
         self.services = services

@@ -5,14 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
+from ..alerts.engine import AlertEngine
+from ..alerts.silences import SilenceService
 from ..audit import AuditLog
 from ..auth import TokenService
 from ..clock import Clock
 from ..config import Settings
 from ..deployments.engine import DeploymentController
 from ..deployments.instances import InstanceService
+from ..drift.service import DriftService
 from ..events import EventHub
+from ..experiments.service import ExperimentService
 from ..metrics.recorder import MetricsRecorder
+from ..notify.outbox import OutboxWorker
 from ..registry.service import RegistryService
 from ..rollouts import Announcer, Reconciler
 from ..store.db import Database
@@ -50,5 +55,12 @@ class Services:
     hub: EventHub
     announcer: Announcer
     reconciler: Reconciler
+    experiments: ExperimentService
+    #: Drift profiles and windows: ReportMetrics calls check() before journaling and ingest() after.
+    drift: DriftService
     #: (model, version) pairs known to be registered, so metric reports skip the lookup.
     known_versions: set[tuple[str, str]] = field(default_factory=set)
+    #: Alerts (set by the app): the engine, silences, and the notification outbox worker.
+    alerts: AlertEngine | None = None
+    silences: SilenceService | None = None
+    outbox: OutboxWorker | None = None

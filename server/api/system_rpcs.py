@@ -21,7 +21,9 @@ class SystemRpcs:
         counts = await s.run(_safe_counts, s)
         snapshot = await s.run(s.probe.snapshot, counts=counts, components=s.supervisor.statuses(),
                                auth_enabled=s.settings.auth.enabled, tls_enabled=s.settings.tls_enabled)
-        return status_to_proto(snapshot)
+        status = status_to_proto(snapshot)
+        await self._alert_status(status)  # type: ignore[attr-defined]  # AlertRpcs, in the same servicer
+        return status
 
     async def GetSystemStatus(self, request: _pb.GetSystemStatusRequest, context: grpc.aio.ServicerContext):
         return await self._status()

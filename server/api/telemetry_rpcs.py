@@ -1,7 +1,16 @@
-"""ReportMetrics: batched samples per model version, aggregated on ingest, and the fast-fail check."""
+"""ReportMetrics: batched samples per model version, aggregated on ingest, and the fast-fail check.
+
+One ingestion path for everything a pipeline reports: traffic (requests, errors,
+latency) feeds the metrics windows and the gates; features, predictions and
+quality feed drift; outcomes feed experiments. The whole request is validated
+before anything is written, so a rejected request changes nothing; an accepted
+one is journaled (with the experiments' running sums, in the same transaction)
+before it is answered.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
@@ -11,14 +20,20 @@ from modelctl.v1 import deployment_pb2 as _pb
 
 from ..errors import NotFoundError, Violations
 from ..registry import validation
+from ..telemetry.sample import TelemetrySample
 from .services import Services
 
+log = logging.getLogger(__name__)
+
 MAX_SAMPLES_PER_REPORT = 1000
-MAX_LATENCIES_PER_SAMPLE = 10_000
 #: Counts are uint64 on the wire but signed 64-bit in the database.
 MAX_COUNT = 2 ** 63 - 1
 #: What google.protobuf.Timestamp can turn into a datetime: 0001-01-01 .. 9999-12-31.
 MIN_TIME_SECONDS, MAX_TIME_SECONDS = -62_135_596_800, 253_402_300_799
+#: A latency beyond this (about 11.6 days) is a unit mistake, not a measurement.
+MAX_LATENCY_MS = 1e9
+MAX_FEATURE_NAME = 128
+MAX_CATEGORY_LENGTH = 256
 
 
 class TelemetryRpcs:
@@ -26,18 +41,20 @@ class TelemetryRpcs:
 
     async def ReportMetrics(self, request: _pb.ReportMetricsRequest, context: grpc.aio.ServicerContext):
         started = time.perf_counter()
-        _validate(request)
         s = self.services
+        _validate(request, s.settings.telemetry.max_values_per_sample, s.settings.drift.max_features)
         pairs = {(sample.model, sample.version) for sample in request.samples}
         for model, version in pairs - s.known_versions:
             await s.run(_require_version, s, model, version)
             s.known_versions.add((model, version))
         await s.run(_ingest, s, request)
         for sample in request.samples:
-            s.recorder.model_requests.labels(model=sample.model, version=sample.version).inc(sample.requests)
-            s.recorder.model_errors.labels(model=sample.model, version=sample.version).inc(sample.errors)
-        # Fast fail: a critical gate breached by these very reports rolls back before we answer.
-        for model, version in sorted(pairs):
+            if not sample.reference:
+                s.recorder.observe_model_traffic(sample.model, sample.version, sample.requests, sample.errors,
+                                                 sample.latency_ms)
+        # Fast fail: a critical gate breached by these very reports rolls back before we answer. Once per
+        # model: the check judges the model's deployment as a whole, whichever of its versions reported.
+        for model, version in sorted({model: version for model, version in sorted(pairs)}.items()):
             events = await s.run(s.deployments.on_metrics, model, version)
             if events:
                 s.announcer.announce(events)
@@ -46,34 +63,94 @@ class TelemetryRpcs:
         return _pb.ReportMetricsResponse(accepted_samples=len(request.samples))
 
 
-def _validate(request: _pb.ReportMetricsRequest) -> None:
+def _validate(request: _pb.ReportMetricsRequest, max_values: int, max_features: int) -> None:
     problems = Violations()
     if not request.samples:
         problems.add("samples", "send at least one sample")
     if len(request.samples) > MAX_SAMPLES_PER_REPORT:
         problems.add("samples", f"at most {MAX_SAMPLES_PER_REPORT} samples per report; send several reports")
     for i, sample in enumerate(request.samples[:MAX_SAMPLES_PER_REPORT]):
-        at = f"samples[{i}]"
-        validation.check_name(sample.model, problems, field=f"{at}.model")
-        validation.check_version(sample.version, problems, field=f"{at}.version")
-        if sample.requests > MAX_COUNT:
-            problems.add(f"{at}.requests", f"at most {MAX_COUNT} per sample")
-        if sample.HasField("time") and not MIN_TIME_SECONDS <= sample.time.seconds <= MAX_TIME_SECONDS:
-            problems.add(f"{at}.time", "must be a date between the years 1 and 9999")
-        if sample.errors > sample.requests:
-            problems.add(f"{at}.errors", f"{sample.errors} errors out of {sample.requests} requests")
-        if len(sample.latency_ms) > MAX_LATENCIES_PER_SAMPLE:
-            problems.add(f"{at}.latency_ms", f"at most {MAX_LATENCIES_PER_SAMPLE} values; send a p95 instead")
-        if any(not math.isfinite(v) or v < 0 for v in sample.latency_ms):
-            problems.add(f"{at}.latency_ms", "latencies must be finite, non-negative milliseconds")
-        if sample.HasField("latency_p95_ms") and (not math.isfinite(sample.latency_p95_ms)
-                                                  or sample.latency_p95_ms < 0):
-            problems.add(f"{at}.latency_p95_ms", "must be finite, non-negative milliseconds")
-        if sample.HasField("latency_p95_ms") and sample.latency_ms:
-            problems.add(f"{at}.latency_p95_ms", "send latency_ms samples or a p95, not both")
-        if sample.HasField("latency_p95_ms") and not sample.requests:
-            problems.add(f"{at}.latency_p95_ms", "a p95 needs the requests it describes")
+        _validate_sample(sample, f"samples[{i}]", problems, max_values, max_features)
     problems.raise_if_any()
+
+
+def _validate_sample(sample: _pb.MetricsSample, at: str, problems: Violations, max_values: int,
+                     max_features: int) -> None:
+    validation.check_name(sample.model, problems, field=f"{at}.model")
+    validation.check_version(sample.version, problems, field=f"{at}.version")
+    if sample.requests > MAX_COUNT:
+        problems.add(f"{at}.requests", f"at most {MAX_COUNT} per sample")
+    if sample.HasField("time") and (not MIN_TIME_SECONDS <= sample.time.seconds <= MAX_TIME_SECONDS
+                                    or not 0 <= sample.time.nanos <= 999_999_999):
+        problems.add(f"{at}.time", "must be a date between the years 1 and 9999 (nanos 0..999999999)")
+    if sample.errors > sample.requests:
+        problems.add(f"{at}.errors", f"{sample.errors} errors out of {sample.requests} requests")
+    if len(sample.latency_ms) > max_values:
+        problems.add(f"{at}.latency_ms", f"at most {max_values} values; send a p95 instead")
+    elif any(not 0 <= v <= MAX_LATENCY_MS for v in sample.latency_ms):  # NaN fails the comparison too
+        problems.add(f"{at}.latency_ms", f"latencies must be finite milliseconds between 0 and {MAX_LATENCY_MS:g}")
+    if sample.HasField("latency_p95_ms"):
+        if not 0 <= sample.latency_p95_ms <= MAX_LATENCY_MS:
+            problems.add(f"{at}.latency_p95_ms", f"must be finite milliseconds between 0 and {MAX_LATENCY_MS:g}")
+        if sample.latency_ms:
+            problems.add(f"{at}.latency_p95_ms", "send latency_ms samples or a p95, not both")
+        if not sample.requests:
+            problems.add(f"{at}.latency_p95_ms", "a p95 needs the requests it describes")
+    _validate_features(sample, at, problems, max_values, max_features)
+    _check_values(sample.predictions, f"{at}.predictions", problems, max_values)
+    if sample.HasField("outcome"):
+        o = sample.outcome
+        if o.trials > MAX_COUNT:
+            problems.add(f"{at}.outcome.trials", f"at most {MAX_COUNT} per sample")
+        if o.successes > o.trials:
+            problems.add(f"{at}.outcome.successes", f"{o.successes} successes out of {o.trials} trials")
+        _check_values(o.values, f"{at}.outcome.values", problems, max_values)
+    if sample.HasField("quality"):
+        q = sample.quality
+        if q.labelled > MAX_COUNT:
+            problems.add(f"{at}.quality.labelled", f"at most {MAX_COUNT} per sample")
+        if q.correct > q.labelled:
+            problems.add(f"{at}.quality.correct", f"{q.correct} correct out of {q.labelled} labelled")
+    if sample.reference:
+        # Reference data describes what the version was trained or validated on, not served traffic.
+        traffic = [name for name, present in (
+            ("requests", sample.requests), ("errors", sample.errors), ("latency_ms", len(sample.latency_ms)),
+            ("latency_p95_ms", sample.HasField("latency_p95_ms")), ("outcome", sample.HasField("outcome")))
+            if present]
+        for name in traffic:
+            problems.add(f"{at}.{name}", "a reference sample describes reference data, not traffic: "
+                                         "report traffic in a separate sample")
+        if not (sample.features or sample.predictions or sample.HasField("quality")):
+            problems.add(f"{at}.reference", "a reference sample needs features, predictions or quality")
+
+
+def _validate_features(sample: _pb.MetricsSample, at: str, problems: Violations, max_values: int,
+                       max_features: int) -> None:
+    if len(sample.features) > max_features:
+        problems.add(f"{at}.features", f"at most {max_features} features per model version (drift.max_features)")
+        return
+    for name, values in sorted(sample.features.items()):
+        field = f"{at}.features[{name[:MAX_FEATURE_NAME]}]"
+        if not name or len(name) > MAX_FEATURE_NAME or not name.isprintable():
+            problems.add(f"{at}.features", f"feature names must be 1 to {MAX_FEATURE_NAME} printable characters")
+            continue
+        if values.numeric and values.categorical:
+            problems.add(field, "a feature is numeric or categorical, not both")
+        elif not values.numeric and not values.categorical:
+            problems.add(field, "no values: send numeric or categorical values, or leave the feature out")
+        _check_values(values.numeric, f"{field}.numeric", problems, max_values)
+        if len(values.categorical) > max_values:
+            problems.add(f"{field}.categorical", f"at most {max_values} values per sample "
+                                                 "(telemetry.max_values_per_sample)")
+        elif any(len(v) > MAX_CATEGORY_LENGTH for v in values.categorical):
+            problems.add(f"{field}.categorical", f"categories must be at most {MAX_CATEGORY_LENGTH} characters")
+
+
+def _check_values(values, field: str, problems: Violations, max_values: int) -> None:  # type: ignore[no-untyped-def]
+    if len(values) > max_values:
+        problems.add(field, f"at most {max_values} values per sample (telemetry.max_values_per_sample)")
+    elif not all(math.isfinite(v) for v in values):
+        problems.add(field, "values must be finite numbers (no NaN or infinity)")
 
 
 def _require_version(s: Services, model: str, version: str) -> None:
@@ -84,18 +161,37 @@ def _require_version(s: Services, model: str, version: str) -> None:
             from None
 
 
-def _ingest(s: Services, request: _pb.ReportMetricsRequest) -> None:
-    """Journal the reports (durable before we answer), then fold them into the in-memory windows."""
+def _to_sample(s: Services, sample: _pb.MetricsSample) -> TelemetrySample:
     now = s.clock.now()
-    reports = []
-    for sample in request.samples:
-        at = sample.time.ToDatetime(tzinfo=now.tzinfo) if sample.HasField("time") else None
-        if at is not None and at > now:
-            at = now  # a client clock ahead of ours must not push reports into the future
-        quantiles = {0.95: sample.latency_p95_ms} if sample.HasField("latency_p95_ms") else None
-        reports.append(s.metrics.prepare(sample.model, sample.version, requests=sample.requests,
-                                         errors=sample.errors, latency_ms=list(sample.latency_ms),
-                                         latency_quantiles=quantiles, at=at))
-    s.journal.append(reports)
+    at = sample.time.ToDatetime(tzinfo=now.tzinfo) if sample.HasField("time") else now
+    # A client clock ahead of ours must not push reports into the future.
+    at = min(at, now)
+    return TelemetrySample(
+        model=sample.model, version=sample.version, at=at, requests=sample.requests, errors=sample.errors,
+        latency_ms=list(sample.latency_ms),
+        latency_p95_ms=sample.latency_p95_ms if sample.HasField("latency_p95_ms") else None,
+        numeric={name: list(v.numeric) for name, v in sample.features.items() if v.numeric},
+        categorical={name: list(v.categorical) for name, v in sample.features.items() if v.categorical},
+        predictions=list(sample.predictions), successes=sample.outcome.successes, trials=sample.outcome.trials,
+        values=list(sample.outcome.values), correct=sample.quality.correct, labelled=sample.quality.labelled,
+        reference=sample.reference)
+
+
+def _ingest(s: Services, request: _pb.ReportMetricsRequest) -> None:
+    """Check what needs state (feature types), journal, then fold into the windows, drift and experiments."""
+    samples = [_to_sample(s, sample) for sample in request.samples]
+    problems = Violations()
+    problems.extend(s.drift.check(samples))
+    problems.raise_if_any()
+    live = [sample for sample in samples if not sample.reference]
+    reports = [s.metrics.prepare(x.model, x.version, requests=x.requests, errors=x.errors, latency_ms=x.latency_ms,
+                                 latency_quantiles={0.95: x.latency_p95_ms} if x.latency_p95_ms is not None else None,
+                                 at=x.at) for x in live]
+    if reports:
+        s.journal.append(reports, also=s.experiments.journal_hook(live))
     for report in reports:
         s.metrics.add(report)
+    try:
+        s.drift.ingest(samples)
+    except Exception:  # noqa: BLE001 - the report is journaled and will be answered: drift is derived from it
+        log.exception("folding a report into the drift profiles failed; the report itself is kept")

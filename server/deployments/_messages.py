@@ -23,6 +23,12 @@ def already_active(active: Deployment | None) -> FailedPreconditionError:
         f"({active.version}, {active.phase.value}); wait for it to finish or abort it")
 
 
+def experiment_running(model: str, experiment_id: str) -> FailedPreconditionError:
+    return FailedPreconditionError(
+        f"{model} has a running experiment {experiment_id}; stop it first "
+        f"(modelctl experiments stop {experiment_id}, or --promote-winner to deploy its winner)")
+
+
 def back_on(dep: Deployment) -> str:
     """Where traffic went when the deployment gave it back."""
     if dep.previous_version is None:

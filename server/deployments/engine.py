@@ -23,7 +23,7 @@ from ..durations import format_duration
 from ..errors import FailedPreconditionError, NotFoundError
 from ..telemetry.window import DriftSource, MetricsSource
 from . import rolling
-from ._messages import already_active, back_on, step_message, strategy_name
+from ._messages import already_active, back_on, experiment_running, step_message, strategy_name
 from .gates import GateInputs, describe_failure, describe_wait, evaluate_gates, format_percent
 from .model import Deployment, DeploymentEvent, EventKind, Gate, GateEvaluation, Instance, Verdict
 from .params import ParamOverrides, resolve_params
@@ -41,6 +41,16 @@ class DeploymentUpdate:
 
     deployment: Deployment
     events: list[DeploymentEvent]
+
+
+@dataclass(frozen=True)
+class GateStatus:
+    """Where the current step stands, computed when asked: nothing is stored per read or tick."""
+
+    #: Every gate's verdict over the current step's window so far, WAIT included.
+    evaluations: list[GateEvaluation]
+    #: What the step waits for, in words ("latency-p95 has 2 of 5 samples"); empty when nothing.
+    waiting_for: str
 
 
 @dataclass
@@ -103,6 +113,9 @@ class DeploymentController(DeploymentQueries):
                 active = tx.active_deployment(model)
                 if active is not None:
                     raise already_active(active)
+                experiment = tx.running_experiment(model)
+                if experiment is not None:
+                    raise experiment_running(model, experiment)
                 if info.live_version == version:
                     raise FailedPreconditionError(f"{model} version {version} is already live")
                 if strategy is Strategy.ROLLING:
@@ -229,6 +242,35 @@ class DeploymentController(DeploymentQueries):
             return []
         # Decide again under the row lock: the deployment may have moved since the read.
         return self._decide(dep.id, lambda c: _watched(c.dep) and self._fast_fail(c)).events
+
+    def gate_status(self, dep: Deployment) -> GateStatus:
+        """The verdict every gate would give now over the current step's window, and what it waits for.
+
+        Read-only and computed on demand, so `GetDeployment` can explain a step that
+        has not decided yet without a row per tick; any replica gives the same answer.
+        """
+        now = self._clock.now()
+        if not _watched(dep):
+            return GateStatus([], "")
+        if dep.strategy is Strategy.ROLLING:
+            with self._repo.read() as tx:
+                instances = tx.list_instances(dep.model)
+            waiting = rolling.unconfirmed(instances, dep.version)
+            what = f"batch {dep.step} to report {dep.version} loaded and healthy: " \
+                   f"{rolling.describe(waiting, dep.version)}" if waiting else ""
+            return GateStatus([], what)
+        step = traffic_plan(dep.strategy, dep.params)[dep.step - 1]
+        if not step.analysed:
+            return GateStatus([], "")
+        evaluations = evaluate_gates(self._inputs(dep, now))
+        if dep.phase is Phase.PAUSED:
+            return GateStatus(evaluations, f"paused at step {dep.step}: resume to continue")
+        waiting = describe_wait(evaluations)
+        remaining = step.duration - (now - (dep.step_started_at or dep.created_at)).total_seconds()
+        if remaining > 0:
+            clock = f"step {dep.step} is watched for {format_duration(remaining)} more"
+            waiting = f"{clock}; {waiting}" if waiting else clock
+        return GateStatus(evaluations, waiting)
 
     # --- the reconcile step ---------------------------------------------------------------------------------
 

@@ -28,6 +28,8 @@ class _Data:
     evaluations: dict[str, list[GateEvaluation]] = field(default_factory=dict)
     traffic: dict[str, dict[str, float]] = field(default_factory=dict)
     instances: dict[tuple[str, str], Instance] = field(default_factory=dict)
+    #: model -> id of its running experiment (the experiment service owns them; tests set them).
+    experiments: dict[str, str] = field(default_factory=dict)
 
     def copy(self) -> _Data:
         # Records are frozen, so copying the containers is a full snapshot.
@@ -35,7 +37,8 @@ class _Data:
             models=dict(self.models), versions=dict(self.versions), deployments=dict(self.deployments),
             events={k: list(v) for k, v in self.events.items()},
             evaluations={k: list(v) for k, v in self.evaluations.items()},
-            traffic={k: dict(v) for k, v in self.traffic.items()}, instances=dict(self.instances))
+            traffic={k: dict(v) for k, v in self.traffic.items()}, instances=dict(self.instances),
+            experiments=dict(self.experiments))
 
 
 class InMemoryDeploymentRepository:
@@ -52,6 +55,14 @@ class InMemoryDeploymentRepository:
                 self._data.versions[(name, version)] = VersionInfo(name, version, version in archived)
             if live is not None:
                 self._data.traffic.setdefault(name, {live: 100.0})
+
+    def set_running_experiment(self, model: str, experiment_id: str | None) -> None:
+        """Mark (or, with None, clear) a running experiment of `model`, as the experiment service would."""
+        with self._lock:
+            if experiment_id is None:
+                self._data.experiments.pop(model, None)
+            else:
+                self._data.experiments[model] = experiment_id
 
     def read(self) -> ContextManager[_MemoryTx]:
         return self.transaction()
@@ -87,6 +98,9 @@ class _MemoryTx:
 
     def active_deployment(self, model: str) -> Deployment | None:
         return next((d for d in self._d.deployments.values() if d.model == model and d.phase.is_active), None)
+
+    def running_experiment(self, model: str) -> str | None:
+        return self._d.experiments.get(model)
 
     def active_deployment_ids(self) -> list[str]:
         return [d.id for d in self._d.deployments.values() if d.phase.is_active]

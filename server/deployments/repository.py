@@ -35,6 +35,9 @@ class DeploymentTx(Protocol):
 
     def active_deployment(self, model: str) -> Deployment | None: ...
 
+    def running_experiment(self, model: str) -> str | None:
+        """The id of the model's running A/B experiment: a deployment must wait for it to stop."""
+
     def active_deployment_ids(self) -> list[str]: ...
 
     def list_deployments(self, *, model: str | None = None, phases: Collection[Phase] | None = None,

@@ -57,23 +57,27 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class SystemSampler(PeriodicTask):
-    """Every few seconds: CPU, memory, open files, database health, event-loop lag."""
+    """Every few seconds: machine CPU and memory, database health, event-loop lag, registry counts.
+
+    The process's own CPU, memory and open files are prometheus_client's ProcessCollector's,
+    read at scrape time. The live versions are re-read too, so a restarted controller exports
+    them before the next rollout announces anything.
+    """
 
     def __init__(self, recorder: MetricsRecorder, probe: SystemProbe, counts, run, clock: Clock,  # type: ignore[no-untyped-def]
-                 supervisor: Supervisor, interval: float = 5.0) -> None:
+                 supervisor: Supervisor, interval: float = 5.0, live_versions=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__("system-sampler", interval, clock, supervisor)
         self._recorder = recorder
         self._probe = probe
         self._counts = counts
         self._run = run
+        #: Rounds completed: the system alert rule reads the gauges only once there has been one.
+        self.samples = 0
+        self._live_versions = live_versions
 
     async def tick(self) -> None:
         r = self._recorder
         r.loop_lag.set(await _loop_lag())
-        proc = await self._run(self._probe.process_numbers)
-        r.process_cpu.set(proc["cpu_percent"])
-        r.process_memory.set(proc["rss_bytes"])
-        r.open_files.set(proc["open_files"])
         db = await self._run(self._probe.database_health)
         r.database_up.set(1 if db.reachable else 0)
         r.database_latency.set(db.latency_seconds)
@@ -81,9 +85,13 @@ class SystemSampler(PeriodicTask):
             models, versions = await self._run(self._counts)
             r.models.set(models)
             r.versions.set(versions)
-        r.uptime.set(self._probe.uptime())
-        r.system_cpu.set(psutil.cpu_percent(None))
-        r.system_memory.set(psutil.virtual_memory().percent)
+            if self._live_versions is not None:
+                r.set_live_versions(await self._run(self._live_versions))
+        r.system_cpu.set(psutil.cpu_percent(None) / 100.0)
+        memory = psutil.virtual_memory()
+        r.system_memory.set((memory.total - memory.available) / memory.total if memory.total else 0.0)
+        r.system_memory_total.set(memory.total)
+        self.samples += 1
 
 
 async def _loop_lag() -> float:

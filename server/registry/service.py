@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Collection
 
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.exc import IntegrityError
@@ -238,7 +238,8 @@ class RegistryService:
                 raise FailedPreconditionError(
                     f"{name} version {version} is the rollback target of the live version and cannot be archived")
             if version in self._protected(s, model):
-                raise FailedPreconditionError(f"{name} version {version} is part of a deployment in progress")
+                raise FailedPreconditionError(
+                    f"{name} version {version} is part of a deployment or experiment in progress")
             row.state, row.archived_at = ARCHIVED, self._clock.now()
             return _version(row, name)
 
@@ -248,6 +249,14 @@ class RegistryService:
             models = s.scalar(select(func.count()).select_from(ModelRow)) or 0
             versions = s.scalar(select(func.count()).select_from(VersionRow).where(VersionRow.state == READY)) or 0
         return models, versions
+
+    def live_versions(self, names: Collection[str] | None = None) -> dict[str, str | None]:
+        """Model name -> its live version (None before a first deployment); every model, or just `names`."""
+        query = select(ModelRow.name, ModelRow.live_version)
+        if names is not None:
+            query = query.where(ModelRow.name.in_(list(names)))
+        with self._db.read() as s:
+            return {name: live for name, live in s.execute(query)}
 
     def managed_artifact_uris(self) -> set[str]:
         """Every artifact URI of a version (archived ones too) that points into the artifact store."""

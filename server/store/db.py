@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from alembic import command
 from alembic.config import Config
@@ -39,17 +39,32 @@ class Database:
         self._read_sessions = sessionmaker(self.engine.execution_options(modelctl_read_only=True),
                                            expire_on_commit=False)
 
+    #: Told ("read" | "write", seconds) after every transaction, committed or not (metrics).
+    observe_transaction: Callable[[str, float], None] | None = None
+
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on error."""
-        with _unavailable_on_outage(), self._sessions() as session, session.begin():
-            yield session
+        start = time.perf_counter()
+        try:
+            with _unavailable_on_outage(), self._sessions() as session, session.begin():
+                yield session
+        finally:
+            self._observe("write", start)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
         """A transaction that only reads (on SQLite it takes no write lock). Writing in it is a bug."""
-        with _unavailable_on_outage(), self._read_sessions() as session, session.begin():
-            yield session
+        start = time.perf_counter()
+        try:
+            with _unavailable_on_outage(), self._read_sessions() as session, session.begin():
+                yield session
+        finally:
+            self._observe("read", start)
+
+    def _observe(self, kind: str, start: float) -> None:
+        if self.observe_transaction is not None:
+            self.observe_transaction(kind, time.perf_counter() - start)
 
     def ping(self) -> float:
         """Seconds one round trip takes; raises if the database is unreachable."""

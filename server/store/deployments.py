@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from typing import Collection, Iterator, Mapping, Sequence
+import logging
+from typing import Callable, Collection, Iterator, Mapping, Sequence
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +32,7 @@ from ..deployments.params import DeploymentParams
 from ..deployments.phases import Phase, Strategy
 from ..deployments.repository import ActiveDeploymentConflict
 from ..errors import NotFoundError
+from .analysis_tables import ExperimentRow
 from .db import Database
 from .deployment_tables import (
     DeploymentEventRow,
@@ -41,17 +43,28 @@ from .deployment_tables import (
 )
 from .tables import ModelRow, VersionRow
 
+log = logging.getLogger(__name__)
+
 _ARCHIVED = "ARCHIVED"
 
 
 class SqlDeploymentRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *,
+                 on_evaluations: Callable[[list[tuple[str, GateEvaluation]]], None] | None = None) -> None:
         self._db = db
+        #: Told (model, evaluation) for every gate evaluation stored, after its transaction committed (metrics).
+        self._on_evaluations = on_evaluations
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[SqlDeploymentTx]:
         with self._db.session() as session:
-            yield SqlDeploymentTx(session)
+            tx = SqlDeploymentTx(session)
+            yield tx
+        if tx.stored_evaluations and self._on_evaluations is not None:
+            try:
+                self._on_evaluations(tx.stored_evaluations)
+            except Exception:  # noqa: BLE001 - metrics must never turn a committed decision into an error
+                log.warning("could not count stored gate evaluations", exc_info=True)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[SqlDeploymentTx]:
@@ -63,6 +76,10 @@ class SqlDeploymentTx:
     def __init__(self, session: Session) -> None:
         self._s = session
         self._model_ids: dict[str, int] = {}
+        #: Deployment id -> model, of the deployments this transaction read.
+        self._deployment_models: dict[str, str] = {}
+        #: (model, evaluation) stored by this transaction, for the repository's after-commit hook.
+        self.stored_evaluations: list[tuple[str, GateEvaluation]] = []
 
     # --- models and versions ---
     def get_model(self, name: str, *, lock: bool = False) -> ModelInfo | None:
@@ -99,6 +116,10 @@ class SqlDeploymentTx:
             return None
         self._model_ids[model] = row.model_id  # known from the join: no second query for the name
         return self._deployment(row)
+
+    def running_experiment(self, model: str) -> str | None:
+        return self._s.scalar(select(ExperimentRow.id).join(ModelRow, ModelRow.id == ExperimentRow.model_id)
+                              .where(ModelRow.name == model, ExperimentRow.active_model_id.is_not(None)))
 
     def active_deployment_ids(self) -> list[str]:
         return list(self._s.scalars(select(DeploymentRow.id).where(DeploymentRow.active_model_id.is_not(None))
@@ -172,6 +193,7 @@ class SqlDeploymentTx:
             deployment_id=e.deployment_id, step=e.step, gate=e.gate.value, value=e.value,
             threshold=e.threshold, window_start=e.window_start, window_end=e.window_end, samples=e.samples,
             verdict=e.verdict.value, critical=e.critical, detail=e.detail) for e in evaluations)
+        self.stored_evaluations += [(self._deployment_models.get(e.deployment_id, ""), e) for e in evaluations]
 
     def list_evaluations(self, deployment_id: str, *, limit: int = 50) -> list[GateEvaluation]:
         rows = list(self._s.scalars(select(GateEvaluationRow)
@@ -274,8 +296,9 @@ class SqlDeploymentTx:
         return name
 
     def _deployment(self, row: DeploymentRow) -> Deployment:
+        model = self._deployment_models[row.id] = self._model_name(row.model_id)
         return Deployment(
-            id=row.id, model=self._model_name(row.model_id), version=row.version,
+            id=row.id, model=model, version=row.version,
             previous_version=row.previous_version, strategy=Strategy(row.strategy), phase=Phase(row.phase),
             step=row.step, traffic_percent=row.traffic_percent, failed_checks=row.failed_checks,
             reason=row.reason, params=DeploymentParams.from_dict(row.params), created_at=row.created_at,
@@ -321,7 +344,9 @@ def traffic_lookup(session: Session, models: list[ModelRow]) -> dict[int, dict[s
 
 
 def protected_versions(session: Session, model: ModelRow) -> set[str]:
-    """Versions an active deployment of the model needs: neither may be archived meanwhile."""
+    """Versions an active deployment or a running experiment of the model needs: none may be archived meanwhile."""
     rows = session.execute(select(DeploymentRow.version, DeploymentRow.previous_version)
                            .where(DeploymentRow.active_model_id == model.id))
-    return {v for pair in rows for v in pair if v}
+    arms = session.execute(select(ExperimentRow.control_version, ExperimentRow.treatment_version)
+                           .where(ExperimentRow.active_model_id == model.id))
+    return {v for pair in [*rows, *arms] for v in pair if v}

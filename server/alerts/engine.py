@@ -1,0 +1,155 @@
+"""The alert engine: the one path every source raises through, and the only writer of alerts.
+
+`raise_signal(signal)` looks for the open alert with the signal's fingerprint and,
+checked against `lifecycle.TRANSITIONS`, opens a new one (RAISED) or counts a
+repeat into it (UPDATED; a rise in severity clears the acknowledgement so it is
+flagged again). `resolve`, `acknowledge` are the other changes. Each change
+commits in one transaction with its event (the stream's cursor) and the
+notifications it owes (the outbox), and is announced only after that commit.
+
+A rule re-asserts a firing condition every `alerts.evaluate_interval` (a
+`periodic` signal). Such a repeat always counts (`count`, message, `updated_at`
+on the alert row), but it is a change event (streamed, routed to the outbox)
+only when the severity rises or `repeat_interval` has passed since the alert's
+last event: a reminder, which the router may notify. Otherwise one firing alert
+would write 8,640 event rows a day and wake every subscriber for nothing new.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import uuid
+from typing import Callable, Iterable
+
+from ..clock import Clock
+from ..errors import NotFoundError
+from ..store.alerts import AlertStore, AlertTx
+from .lifecycle import check_change
+from .model import Alert, AlertEvent, AlertKind, AlertState, Change, Signal
+
+log = logging.getLogger(__name__)
+
+Announce = Callable[[list[AlertEvent]], None]
+
+
+class AlertEngine:
+    def __init__(self, store: AlertStore, clock: Clock, *, router=None,  # type: ignore[no-untyped-def]
+                 announce: Announce | None = None, new_id: Callable[[], str] | None = None,
+                 repeat_interval: float = 4 * 3600.0) -> None:
+        self.store = store
+        self._clock = clock
+        #: A periodic repeat writes a reminder event at most this often (`notifications.repeat_interval`).
+        self.repeat_interval = repeat_interval
+        #: Decides the notifications a change owes (`notify.routing.Router`); None sends none.
+        self.router = router
+        self._announce = announce or (lambda events: None)
+        self._new_id = new_id or (lambda: uuid.uuid4().hex[:16])
+
+    # --- changes --------------------------------------------------------------------------------------------
+
+    def raise_signal(self, signal: Signal) -> list[AlertEvent]:
+        """Open an alert for `signal`, or count it into the open one with its fingerprint."""
+        with self.store.transaction() as tx:
+            tx.lock()
+            now = self._clock.now()
+            current = tx.open_alert(signal.fingerprint)
+            if current is None:
+                check_change(None, Change.RAISED)
+                alert = Alert(id=self._new_id(), fingerprint=signal.fingerprint, kind=signal.kind, rule=signal.rule,
+                              model=signal.model, version=signal.version, severity=signal.severity,
+                              state=AlertState.OPEN, message=signal.message, labels=dict(signal.labels),
+                              deployment_id=signal.deployment_id, count=1, acknowledged_by="",
+                              acknowledged_at=None, silenced=False, created_at=now, updated_at=now, resolved_at=None)
+                events = [self._commit(tx, Change.RAISED, alert, None, now)]
+            else:
+                check_change(current.state, Change.UPDATED)
+                rose = signal.severity > current.severity
+                alert = dataclasses.replace(
+                    current, severity=max(signal.severity, current.severity), message=signal.message,
+                    labels={**current.labels, **signal.labels},
+                    deployment_id=signal.deployment_id or current.deployment_id, count=current.count + 1,
+                    updated_at=now,
+                    # a rise is flagged again even if someone acknowledged the milder alert
+                    acknowledged_by="" if rose else current.acknowledged_by,
+                    acknowledged_at=None if rose else current.acknowledged_at)
+                # check a rule's repeat says anything new: else it is counted on the row, not an event
+                if signal.periodic and not rose and not self._reminder_due(tx, current, now):
+                    tx.save(alert)
+                    return []
+                events = [self._commit(tx, Change.UPDATED, alert, current, now)]
+        self._announce(events)
+        return events
+
+    def resolve(self, fingerprint: str, message: str = "") -> list[AlertEvent]:
+        """Resolve the open alert with this fingerprint; nothing when none is open."""
+        with self.store.transaction() as tx:
+            tx.lock()
+            current = tx.open_alert(fingerprint)
+            if current is None:
+                return []
+            events = [self._resolve(tx, current, message)]
+        self._announce(events)
+        return events
+
+    def resolve_all(self, kind: AlertKind, *, model: str | None = None, keep: Iterable[str] = (),
+                    message: str = "") -> list[AlertEvent]:
+        """Resolve every open alert of `kind` (of `model`) whose fingerprint is not in `keep`."""
+        keep = set(keep)
+        with self.store.transaction() as tx:
+            tx.lock()
+            events = [self._resolve(tx, a, message) for a in tx.open_alerts(kind, model)
+                      if a.fingerprint not in keep]
+        self._announce(events)
+        return events
+
+    def acknowledge(self, alert_id: str, by: str) -> Alert:
+        """Record who and when; acknowledging again changes nothing and returns the alert as it is."""
+        with self.store.transaction() as tx:
+            tx.lock()
+            current = tx.get(alert_id)
+            if current is None:
+                raise NotFoundError(f"alert {alert_id!r} not found")
+            if current.acknowledged:
+                return current
+            check_change(current.state, Change.ACKNOWLEDGED)
+            now = self._clock.now()
+            alert = dataclasses.replace(current, acknowledged_by=by, acknowledged_at=now, updated_at=now)
+            events = [self._commit(tx, Change.ACKNOWLEDGED, alert, current, now)]
+        self._announce(events)
+        return alert
+
+    # --- reads ----------------------------------------------------------------------------------------------
+
+    def get(self, alert_id: str) -> Alert:
+        alert = self.store.get(alert_id)
+        if alert is None:
+            raise NotFoundError(f"alert {alert_id!r} not found")
+        return alert
+
+    # --- inside a change ------------------------------------------------------------------------------------
+
+    def _reminder_due(self, tx: AlertTx, current: Alert, now: dt.datetime) -> bool:
+        last = tx.last_event_time(current.id)
+        return last is None or (now - last).total_seconds() >= self.repeat_interval
+
+    def _resolve(self, tx: AlertTx, current: Alert, message: str) -> AlertEvent:
+        check_change(current.state, Change.RESOLVED)
+        now = self._clock.now()
+        alert = dataclasses.replace(current, state=AlertState.RESOLVED, resolved_at=now, updated_at=now,
+                                    message=message or current.message)
+        return self._commit(tx, Change.RESOLVED, alert, current, now)
+
+    def _commit(self, tx: AlertTx, change: Change, alert: Alert, previous: Alert | None,
+                now: dt.datetime) -> AlertEvent:
+        if change in (Change.RAISED, Change.UPDATED):
+            # Silences apply to what happens while they are active: this change, not the alert forever.
+            alert = dataclasses.replace(alert, silenced=any(s.matches(alert) for s in tx.active_silences(now)))
+        tx.save(alert)
+        event = AlertEvent(cursor=tx.next_cursor(), change=change, alert=alert, time=now)
+        tx.add_event(event)
+        if self.router is not None:
+            for notification in self.router.plan(tx, change, alert, previous, now):
+                tx.add_outbox(event.cursor, alert.id, notification, now)
+        return event

@@ -1,0 +1,1 @@
+"""Notifications through Apprise: destinations, routing, the persistent outbox and its worker."""
