@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import math
 import uuid
 from dataclasses import dataclass, field
 from typing import Callable
@@ -120,15 +121,19 @@ class DeploymentController(DeploymentQueries):
                     raise FailedPreconditionError(f"{model} version {version} is already live")
                 if strategy is Strategy.ROLLING:
                     cutoff = rolling.lost_cutoff(now, self.heartbeat_interval)
-                    if not any(i.last_heartbeat_at >= cutoff for i in tx.list_instances(model)):
+                    alive = [i for i in tx.list_instances(model) if i.last_heartbeat_at >= cutoff and not i.lost]
+                    if not alive:
                         raise FailedPreconditionError(
                             f"a rolling deployment moves serving instances, and {model} has none alive: "
                             "register instances and send heartbeats first")
+                    total = rolling.batch_count(alive, version, rolling.batch_size(params, len(alive)))
+                else:
+                    total = len(traffic_plan(strategy, params))
                 dep = Deployment(
                     id=self._new_id(), model=model, version=version, previous_version=info.live_version,
                     strategy=strategy, phase=Phase.PENDING, step=0, traffic_percent=0.0, failed_checks=0,
                     reason="", params=params, created_at=now, updated_at=now, step_started_at=None,
-                    finished_at=None, created_by=created_by)
+                    finished_at=None, created_by=created_by, total_steps=total)
                 tx.insert_deployment(dep)
                 change = _Change(tx, dep, now)
                 previous = f"replacing {info.live_version}" if info.live_version else "first deployment"
@@ -243,6 +248,22 @@ class DeploymentController(DeploymentQueries):
         # Decide again under the row lock: the deployment may have moved since the read.
         return self._decide(dep.id, lambda c: _watched(c.dep) and self._fast_fail(c)).events
 
+    def on_instance_health(self, model: str) -> list[DeploymentEvent]:
+        """Fast-fail for rolling updates: call after a heartbeat reported an instance unhealthy.
+
+        A moved instance that has the new version loaded and says it is unhealthy is
+        the rolling update's critical gate: its batch rolls back inside that Heartbeat,
+        not at the progress deadline. Read-only until it finds such an instance.
+        """
+        with self._repo.read() as tx:
+            dep = tx.active_deployment(model)
+            if dep is None or dep.strategy is not Strategy.ROLLING or not _watched(dep):
+                return []
+            if not rolling.failing(tx.list_instances(model), dep.version):
+                return []
+        # Decide again under the row lock: the batch may have moved or rolled back since the read.
+        return self._decide(dep.id, lambda c: _watched(c.dep) and self._instance_fast_fail(c)).events
+
     def gate_status(self, dep: Deployment) -> GateStatus:
         """The verdict every gate would give now over the current step's window, and what it waits for.
 
@@ -268,7 +289,7 @@ class DeploymentController(DeploymentQueries):
         waiting = describe_wait(evaluations)
         remaining = step.duration - (now - (dep.step_started_at or dep.created_at)).total_seconds()
         if remaining > 0:
-            clock = f"step {dep.step} is watched for {format_duration(remaining)} more"
+            clock = f"step {dep.step} is watched for {format_duration(math.ceil(remaining))} more"
             waiting = f"{clock}; {waiting}" if waiting else clock
         return GateStatus(evaluations, waiting)
 
@@ -288,6 +309,9 @@ class DeploymentController(DeploymentQueries):
             return
         # check the critical gates: a breach rolls back at once, paused or not
         if _watched(c.dep) and self._fast_fail(c):
+            return
+        # check no moved instance runs the new version unhealthy (rolling's own critical gate), paused or not
+        if _watched(c.dep) and self._instance_fast_fail(c):
             return
         # check the operator has not paused it
         if c.dep.phase is Phase.PAUSED:
@@ -380,6 +404,16 @@ class DeploymentController(DeploymentQueries):
         self._roll_back(c, describe_failure(failed[0], c.dep.traffic_percent))
         return True
 
+    def _instance_fast_fail(self, c: _Change) -> bool:
+        if c.dep.strategy is not Strategy.ROLLING:
+            return False
+        failing = rolling.failing(c.tx.list_instances(c.dep.model), c.dep.version)
+        if not failing:
+            return False
+        names = ", ".join(i.instance_id for i in failing)
+        self._roll_back(c, f"batch {c.dep.step}: {names} reported {c.dep.version} loaded but unhealthy")
+        return True
+
     def _critical_failures(self, dep: Deployment, now: dt.datetime) -> list[GateEvaluation]:
         evaluations = evaluate_gates(self._inputs(dep, now, only_critical=True), only_critical=True)
         return [e for e in evaluations if e.verdict is Verdict.FAIL]
@@ -419,7 +453,11 @@ class DeploymentController(DeploymentQueries):
         after = [dataclasses.replace(i, assigned_version=c.dep.version) if i.instance_id in moved else i
                  for i in instances]
         self._set_traffic(c, rolling.instance_split(after, c.dep.version, c.dep.previous_version))
-        self._sync_status(c, step=c.dep.step + 1, step_started_at=c.now)
+        # The count of batches follows the instances: one registering or lost mid-rollout changes it.
+        size = len(batch) if len(batch) == rolling.batch_size(c.dep.params, len(rolling.serving(instances))) \
+            else rolling.batch_size(c.dep.params, len(rolling.serving(instances)))
+        total = c.dep.step + 1 + rolling.batch_count(after, c.dep.version, size)
+        self._sync_status(c, step=c.dep.step + 1, step_started_at=c.now, total_steps=total)
         self._step_started(c, f"batch {c.dep.step}: {', '.join(sorted(moved))} -> {c.dep.version} "
                               f"({format_percent(c.dep.traffic_percent)} of instances)")
 
@@ -462,6 +500,9 @@ class DeploymentController(DeploymentQueries):
                   if i.assigned_version != c.dep.version]
         c.tx.assign_instances(c.dep.model, behind, c.dep.version)
         self._set_traffic(c, final_split(c.dep.version))
+        if c.dep.strategy is Strategy.ROLLING and c.dep.step > 0:
+            # Done after the batches it took, whatever the estimate said.
+            self._sync_status(c, total_steps=c.dep.step)
         self._set_phase(c, Phase.SUCCEEDED, EventKind.SUCCEEDED, message)
 
     def _roll_back(self, c: _Change, reason: str) -> None:
