@@ -28,18 +28,29 @@ class _AlertSeverity:
 class _AlertSeverityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertSeverity.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ALERT_SEVERITY_UNSPECIFIED: _AlertSeverity.ValueType  # 0
+    """Unset: in a filter, any severity."""
     ALERT_SEVERITY_INFO: _AlertSeverity.ValueType  # 1
+    """Worth knowing (a deployment succeeded, an experiment reached significance)."""
     ALERT_SEVERITY_WARNING: _AlertSeverity.ValueType  # 2
+    """Worth a look (drift, a threshold approached, a split mismatch)."""
     ALERT_SEVERITY_ERROR: _AlertSeverity.ValueType  # 3
+    """Something failed (a rollback, a breached threshold)."""
     ALERT_SEVERITY_CRITICAL: _AlertSeverity.ValueType  # 4
+    """Needs someone now (the controller or its database in trouble)."""
 
-class AlertSeverity(_AlertSeverity, metaclass=_AlertSeverityEnumTypeWrapper): ...
+class AlertSeverity(_AlertSeverity, metaclass=_AlertSeverityEnumTypeWrapper):
+    """How urgent an alert is; notifications are routed by it. Ordered: filters take "at least"."""
 
 ALERT_SEVERITY_UNSPECIFIED: AlertSeverity.ValueType  # 0
+"""Unset: in a filter, any severity."""
 ALERT_SEVERITY_INFO: AlertSeverity.ValueType  # 1
+"""Worth knowing (a deployment succeeded, an experiment reached significance)."""
 ALERT_SEVERITY_WARNING: AlertSeverity.ValueType  # 2
+"""Worth a look (drift, a threshold approached, a split mismatch)."""
 ALERT_SEVERITY_ERROR: AlertSeverity.ValueType  # 3
+"""Something failed (a rollback, a breached threshold)."""
 ALERT_SEVERITY_CRITICAL: AlertSeverity.ValueType  # 4
+"""Needs someone now (the controller or its database in trouble)."""
 Global___AlertSeverity: _TypeAlias = AlertSeverity  # noqa: Y015
 
 class _AlertState:
@@ -49,14 +60,17 @@ class _AlertState:
 class _AlertStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ALERT_STATE_UNSPECIFIED: _AlertState.ValueType  # 0
+    """Unset: in a filter, any state."""
     ALERT_STATE_OPEN: _AlertState.ValueType  # 1
     """The condition holds (or the event has not been dealt with); repeats increment `count`."""
     ALERT_STATE_RESOLVED: _AlertState.ValueType  # 2
     """The condition cleared. Final: a recurrence opens a new alert."""
 
-class AlertState(_AlertState, metaclass=_AlertStateEnumTypeWrapper): ...
+class AlertState(_AlertState, metaclass=_AlertStateEnumTypeWrapper):
+    """An alert is OPEN while its condition holds, then RESOLVED."""
 
 ALERT_STATE_UNSPECIFIED: AlertState.ValueType  # 0
+"""Unset: in a filter, any state."""
 ALERT_STATE_OPEN: AlertState.ValueType  # 1
 """The condition holds (or the event has not been dealt with); repeats increment `count`."""
 ALERT_STATE_RESOLVED: AlertState.ValueType  # 2
@@ -70,6 +84,7 @@ class _AlertKind:
 class _AlertKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ALERT_KIND_UNSPECIFIED: _AlertKind.ValueType  # 0
+    """Unset: in a filter or a silence, any kind."""
     ALERT_KIND_THRESHOLD: _AlertKind.ValueType  # 1
     """A model version's error rate or p95 latency beyond its threshold over alerts.window."""
     ALERT_KIND_DRIFT: _AlertKind.ValueType  # 2
@@ -81,9 +96,11 @@ class _AlertKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertKind.V
     ALERT_KIND_SYSTEM: _AlertKind.ValueType  # 5
     """The controller itself: CPU, memory, event-loop lag, database unreachable, a component failing."""
 
-class AlertKind(_AlertKind, metaclass=_AlertKindEnumTypeWrapper): ...
+class AlertKind(_AlertKind, metaclass=_AlertKindEnumTypeWrapper):
+    """What an alert is about."""
 
 ALERT_KIND_UNSPECIFIED: AlertKind.ValueType  # 0
+"""Unset: in a filter or a silence, any kind."""
 ALERT_KIND_THRESHOLD: AlertKind.ValueType  # 1
 """A model version's error rate or p95 latency beyond its threshold over alerts.window."""
 ALERT_KIND_DRIFT: AlertKind.ValueType  # 2
@@ -103,28 +120,39 @@ class _AlertEventKind:
 class _AlertEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertEventKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ALERT_EVENT_KIND_UNSPECIFIED: _AlertEventKind.ValueType  # 0
+    """Never sent."""
     ALERT_EVENT_KIND_RAISED: _AlertEventKind.ValueType  # 1
+    """A new alert opened."""
     ALERT_EVENT_KIND_UPDATED: _AlertEventKind.ValueType  # 2
     """A repeat while open: a rise in severity, a new deployment event, or (for conditions the evaluator
     re-checks every alerts.evaluate_interval) a reminder at most once per notifications.repeat_interval.
     """
     ALERT_EVENT_KIND_ACKNOWLEDGED: _AlertEventKind.ValueType  # 3
+    """Someone acknowledged it (AcknowledgeAlert)."""
     ALERT_EVENT_KIND_RESOLVED: _AlertEventKind.ValueType  # 4
+    """Its condition cleared."""
 
-class AlertEventKind(_AlertEventKind, metaclass=_AlertEventKindEnumTypeWrapper): ...
+class AlertEventKind(_AlertEventKind, metaclass=_AlertEventKindEnumTypeWrapper):
+    """What happened to an alert, in a StreamAlerts event."""
 
 ALERT_EVENT_KIND_UNSPECIFIED: AlertEventKind.ValueType  # 0
+"""Never sent."""
 ALERT_EVENT_KIND_RAISED: AlertEventKind.ValueType  # 1
+"""A new alert opened."""
 ALERT_EVENT_KIND_UPDATED: AlertEventKind.ValueType  # 2
 """A repeat while open: a rise in severity, a new deployment event, or (for conditions the evaluator
 re-checks every alerts.evaluate_interval) a reminder at most once per notifications.repeat_interval.
 """
 ALERT_EVENT_KIND_ACKNOWLEDGED: AlertEventKind.ValueType  # 3
+"""Someone acknowledged it (AcknowledgeAlert)."""
 ALERT_EVENT_KIND_RESOLVED: AlertEventKind.ValueType  # 4
+"""Its condition cleared."""
 Global___AlertEventKind: _TypeAlias = AlertEventKind  # noqa: Y015
 
 @_typing.final
 class Alert(_message.Message):
+    """Something an operator should know, de-duplicated by fingerprint while it stays open."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -167,15 +195,23 @@ class Alert(_message.Message):
     RULE_FIELD_NUMBER: _builtins.int
     FINGERPRINT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Assigned by the controller."""
     severity: Global___AlertSeverity.ValueType
+    """How urgent (the highest it reached while open)."""
     kind: Global___AlertKind.ValueType
+    """What it is about."""
     model: _builtins.str
     """Empty for system alerts."""
     version: _builtins.str
+    """The model version concerned; empty when it concerns the whole model or the system."""
     message: _builtins.str
+    """What happened, for people."""
     state: Global___AlertState.ValueType
+    """OPEN or RESOLVED."""
     acknowledged: _builtins.bool
+    """Someone acknowledged it."""
     acknowledged_by: _builtins.str
+    """The token name that acknowledged it."""
     count: _builtins.int
     """How many times the condition was raised (or found still holding) while this alert stayed open.
     Counted on every repeat, also on those that write no event.
@@ -191,15 +227,25 @@ class Alert(_message.Message):
     fingerprint: _builtins.str
     """kind + model + version + rule: repeats of one condition while open are one alert."""
     @_builtins.property
-    def acknowledged_at(self) -> _timestamp_pb2.Timestamp: ...
+    def acknowledged_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was acknowledged."""
+
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was raised."""
+
     @_builtins.property
-    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it last changed."""
+
     @_builtins.property
-    def resolved_at(self) -> _timestamp_pb2.Timestamp: ...
+    def resolved_at(self) -> _timestamp_pb2.Timestamp:
+        """When it resolved; unset while open."""
+
     @_builtins.property
-    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Details of the condition (value, threshold, ...)."""
+
     def __init__(
         self,
         *,
@@ -233,6 +279,8 @@ Global___Alert: _TypeAlias = Alert  # noqa: Y015
 
 @_typing.final
 class AlertEvent(_message.Message):
+    """One change of one alert, as StreamAlerts sends it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CURSOR_FIELD_NUMBER: _builtins.int
@@ -242,12 +290,15 @@ class AlertEvent(_message.Message):
     cursor: _builtins.int
     """Increases by one with every alert change, across restarts; resume with StreamAlertsRequest.after_cursor."""
     kind: Global___AlertEventKind.ValueType
+    """What happened."""
     @_builtins.property
     def alert(self) -> Global___Alert:
         """The alert as this change left it."""
 
     @_builtins.property
-    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When it happened."""
+
     def __init__(
         self,
         *,
@@ -266,6 +317,8 @@ Global___AlertEvent: _TypeAlias = AlertEvent  # noqa: Y015
 
 @_typing.final
 class ListAlertsRequest(_message.Message):
+    """Which alerts to list, one page at a time; every filter unset means any."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
@@ -277,18 +330,25 @@ class ListAlertsRequest(_message.Message):
     SINCE_FIELD_NUMBER: _builtins.int
     UNTIL_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
+    """At most this many (0: 100; at most 1000)."""
     page_token: _builtins.str
+    """From a previous response, for the next page."""
     min_severity: Global___AlertSeverity.ValueType
-    """Optional filters; unset means any."""
+    """Only alerts at least this severe."""
     state: Global___AlertState.ValueType
+    """Only open or only resolved alerts."""
     model: _builtins.str
+    """Only this model's alerts."""
     kind: Global___AlertKind.ValueType
+    """Only alerts of this kind."""
     @_builtins.property
     def since(self) -> _timestamp_pb2.Timestamp:
-        """Alerts created in [since, until)."""
+        """Only alerts created at or after this."""
 
     @_builtins.property
-    def until(self) -> _timestamp_pb2.Timestamp: ...
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """Only alerts created before this (after since)."""
+
     def __init__(
         self,
         *,
@@ -311,11 +371,14 @@ Global___ListAlertsRequest: _TypeAlias = ListAlertsRequest  # noqa: Y015
 
 @_typing.final
 class ListAlertsResponse(_message.Message):
+    """One page of alerts."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ALERTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Pass as page_token for the next page; empty on the last."""
     @_builtins.property
     def alerts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Alert]:
         """Newest first."""
@@ -336,10 +399,13 @@ Global___ListAlertsResponse: _TypeAlias = ListAlertsResponse  # noqa: Y015
 
 @_typing.final
 class GetAlertRequest(_message.Message):
+    """Which alert to read."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The alert's id (required)."""
     def __init__(
         self,
         *,
@@ -355,10 +421,13 @@ Global___GetAlertRequest: _TypeAlias = GetAlertRequest  # noqa: Y015
 
 @_typing.final
 class AcknowledgeAlertRequest(_message.Message):
+    """Which alert to acknowledge."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The alert's id (required)."""
     def __init__(
         self,
         *,
@@ -391,7 +460,9 @@ class StreamAlertsRequest(_message.Message):
     `from_start`), then live ones follow.
     """
     min_severity: Global___AlertSeverity.ValueType
+    """Only events of alerts at least this severe (unset: all)."""
     model: _builtins.str
+    """Only events of this model's alerts (empty: all)."""
     from_start: _builtins.bool
     """Replay from the oldest event kept instead of starting with live events."""
     history_only: _builtins.bool
@@ -415,6 +486,8 @@ Global___StreamAlertsRequest: _TypeAlias = StreamAlertsRequest  # noqa: Y015
 
 @_typing.final
 class Silence(_message.Message):
+    """Alerts matching it are recorded and streamed but not notified, until it expires."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -429,21 +502,31 @@ class Silence(_message.Message):
     ACTIVE_FIELD_NUMBER: _builtins.int
     EXPIRED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Assigned by the controller."""
     model: _builtins.str
-    """Matchers: an empty one matches anything."""
+    """Matcher: only this model's alerts (empty matches any)."""
     version: _builtins.str
+    """Matcher: only this version's alerts (empty matches any)."""
     kind: Global___AlertKind.ValueType
+    """Matcher: only alerts of this kind (unset matches any)."""
     min_severity: Global___AlertSeverity.ValueType
     """Only alerts at least this severe are silenced (unset: all)."""
     created_by: _builtins.str
+    """The token name that created it."""
     comment: _builtins.str
+    """Why it exists."""
     active: _builtins.bool
     """Not yet expired (by time or ExpireSilence)."""
     expired_by: _builtins.str
+    """The token name that expired it early with ExpireSilence; empty otherwise."""
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was created."""
+
     @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When it ends (or ended, if expired early)."""
+
     def __init__(
         self,
         *,
@@ -469,6 +552,8 @@ Global___Silence: _TypeAlias = Silence  # noqa: Y015
 
 @_typing.final
 class CreateSilenceRequest(_message.Message):
+    """The silence to create: at least one matcher, a duration and a comment."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
@@ -478,14 +563,18 @@ class CreateSilenceRequest(_message.Message):
     DURATION_FIELD_NUMBER: _builtins.int
     COMMENT_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    """Matcher: only this model's alerts."""
     version: _builtins.str
+    """Matcher: only this version's alerts (needs model)."""
     kind: Global___AlertKind.ValueType
+    """Matcher: only alerts of this kind."""
     min_severity: Global___AlertSeverity.ValueType
+    """Only alerts at least this severe (unset: all)."""
     comment: _builtins.str
-    """Why: shown with the silence and in the audit log."""
+    """Why: shown with the silence and in the audit log (required; at most 500 characters)."""
     @_builtins.property
     def duration(self) -> _duration_pb2.Duration:
-        """How long it lasts from now, e.g. 2h."""
+        """How long it lasts from now, e.g. 2h (required; at most 90 days)."""
 
     def __init__(
         self,
@@ -507,10 +596,13 @@ Global___CreateSilenceRequest: _TypeAlias = CreateSilenceRequest  # noqa: Y015
 
 @_typing.final
 class ListSilencesRequest(_message.Message):
+    """Which silences to list."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INCLUDE_EXPIRED_FIELD_NUMBER: _builtins.int
     include_expired: _builtins.bool
+    """Also list expired silences."""
     def __init__(
         self,
         *,
@@ -526,6 +618,8 @@ Global___ListSilencesRequest: _TypeAlias = ListSilencesRequest  # noqa: Y015
 
 @_typing.final
 class ListSilencesResponse(_message.Message):
+    """The silences."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SILENCES_FIELD_NUMBER: _builtins.int
@@ -548,10 +642,13 @@ Global___ListSilencesResponse: _TypeAlias = ListSilencesResponse  # noqa: Y015
 
 @_typing.final
 class ExpireSilenceRequest(_message.Message):
+    """Which silence to end now."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The silence's id (required)."""
     def __init__(
         self,
         *,
@@ -567,6 +664,8 @@ Global___ExpireSilenceRequest: _TypeAlias = ExpireSilenceRequest  # noqa: Y015
 
 @_typing.final
 class TestNotificationsRequest(_message.Message):
+    """Where to send a test notification."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     URL_FIELD_NUMBER: _builtins.int
@@ -587,6 +686,8 @@ Global___TestNotificationsRequest: _TypeAlias = TestNotificationsRequest  # noqa
 
 @_typing.final
 class NotificationDelivery(_message.Message):
+    """The outcome of one test delivery."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DESTINATION_FIELD_NUMBER: _builtins.int
@@ -596,10 +697,13 @@ class NotificationDelivery(_message.Message):
     destination: _builtins.str
     """The destination's URL with its secrets masked."""
     delivered: _builtins.bool
+    """The destination accepted it."""
     error: _builtins.str
     """Why it was not delivered (masked)."""
     @_builtins.property
-    def elapsed(self) -> _duration_pb2.Duration: ...
+    def elapsed(self) -> _duration_pb2.Duration:
+        """How long the attempt took."""
+
     def __init__(
         self,
         *,
@@ -618,11 +722,15 @@ Global___NotificationDelivery: _TypeAlias = NotificationDelivery  # noqa: Y015
 
 @_typing.final
 class TestNotificationsResponse(_message.Message):
+    """One outcome per destination tried."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DELIVERIES_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def deliveries(self) -> _containers.RepeatedCompositeFieldContainer[Global___NotificationDelivery]: ...
+    def deliveries(self) -> _containers.RepeatedCompositeFieldContainer[Global___NotificationDelivery]:
+        """In the order of the configured destinations (or the one URL given)."""
+
     def __init__(
         self,
         *,

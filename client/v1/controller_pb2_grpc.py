@@ -7,6 +7,7 @@ from modelctl.v1 import alert_pb2 as modelctl_dot_v1_dot_alert__pb2
 from modelctl.v1 import deployment_pb2 as modelctl_dot_v1_dot_deployment__pb2
 from modelctl.v1 import drift_pb2 as modelctl_dot_v1_dot_drift__pb2
 from modelctl.v1 import experiment_pb2 as modelctl_dot_v1_dot_experiment__pb2
+from modelctl.v1 import pipeline_pb2 as modelctl_dot_v1_dot_pipeline__pb2
 from modelctl.v1 import registry_pb2 as modelctl_dot_v1_dot_registry__pb2
 from modelctl.v1 import system_pb2 as modelctl_dot_v1_dot_system__pb2
 
@@ -31,8 +32,18 @@ if _version_not_supported:
 
 
 class ModelControllerStub:
-    """The modelctl control plane. Every call carries "authorization: Bearer <token>"
-    unless auth is disabled; the role each call needs is in docs/architecture.md.
+    """The modelctl control plane: one service for the model lifecycle, rollouts, the data plane, telemetry,
+    experiments, drift, alerts, pipelines and the controller itself.
+
+    Every call carries "authorization: Bearer <token>" unless auth is disabled, and each RPC below names
+    the role its token needs (viewer < operator < admin: each role may do what the ones below it may).
+    Besides the errors each RPC lists, any call may return: UNAUTHENTICATED for a missing, unknown, revoked
+    or expired token; PERMISSION_DENIED when the token's role is below the RPC's; RESOURCE_EXHAUSTED for a
+    request message above its size limit (256 KiB; 4 MiB for ReportMetrics and UploadArtifact chunks);
+    INVALID_ARGUMENT for a repeated field or map with more than 10000 entries; UNAVAILABLE while the database
+    cannot be reached (retry). Every INVALID_ARGUMENT carries a google.rpc.BadRequest detail naming each bad
+    field. Mutating calls, and every refused call, are written to the audit log.
+    --- lifecycle ---
     """
 
     def __init__(self, channel):
@@ -206,6 +217,56 @@ class ModelControllerStub:
                 request_serializer=modelctl_dot_v1_dot_alert__pb2.TestNotificationsRequest.SerializeToString,
                 response_deserializer=modelctl_dot_v1_dot_alert__pb2.TestNotificationsResponse.FromString,
                 _registered_method=True)
+        self.RegisterPipeline = channel.unary_unary(
+                '/modelctl.v1.ModelController/RegisterPipeline',
+                request_serializer=modelctl_dot_v1_dot_pipeline__pb2.RegisterPipelineRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_pipeline__pb2.RegisterPipelineResponse.FromString,
+                _registered_method=True)
+        self.ReportPipelineStatus = channel.unary_unary(
+                '/modelctl.v1.ModelController/ReportPipelineStatus',
+                request_serializer=modelctl_dot_v1_dot_pipeline__pb2.ReportPipelineStatusRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_pipeline__pb2.Pipeline.FromString,
+                _registered_method=True)
+        self.ListPipelines = channel.unary_unary(
+                '/modelctl.v1.ModelController/ListPipelines',
+                request_serializer=modelctl_dot_v1_dot_pipeline__pb2.ListPipelinesRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_pipeline__pb2.ListPipelinesResponse.FromString,
+                _registered_method=True)
+        self.GetPipeline = channel.unary_unary(
+                '/modelctl.v1.ModelController/GetPipeline',
+                request_serializer=modelctl_dot_v1_dot_pipeline__pb2.GetPipelineRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_pipeline__pb2.Pipeline.FromString,
+                _registered_method=True)
+        self.SendPipelineCommand = channel.unary_unary(
+                '/modelctl.v1.ModelController/SendPipelineCommand',
+                request_serializer=modelctl_dot_v1_dot_pipeline__pb2.SendPipelineCommandRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_pipeline__pb2.PipelineCommand.FromString,
+                _registered_method=True)
+        self.WatchPipelineCommands = channel.unary_stream(
+                '/modelctl.v1.ModelController/WatchPipelineCommands',
+                request_serializer=modelctl_dot_v1_dot_pipeline__pb2.WatchPipelineCommandsRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_pipeline__pb2.PipelineCommand.FromString,
+                _registered_method=True)
+        self.UpdatePipelineCommand = channel.unary_unary(
+                '/modelctl.v1.ModelController/UpdatePipelineCommand',
+                request_serializer=modelctl_dot_v1_dot_pipeline__pb2.UpdatePipelineCommandRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_pipeline__pb2.PipelineCommand.FromString,
+                _registered_method=True)
+        self.GetPipelineCommand = channel.unary_unary(
+                '/modelctl.v1.ModelController/GetPipelineCommand',
+                request_serializer=modelctl_dot_v1_dot_pipeline__pb2.GetPipelineCommandRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_pipeline__pb2.PipelineCommand.FromString,
+                _registered_method=True)
+        self.CancelPipelineCommand = channel.unary_unary(
+                '/modelctl.v1.ModelController/CancelPipelineCommand',
+                request_serializer=modelctl_dot_v1_dot_pipeline__pb2.CancelPipelineCommandRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_pipeline__pb2.PipelineCommand.FromString,
+                _registered_method=True)
+        self.ListPipelineCommands = channel.unary_unary(
+                '/modelctl.v1.ModelController/ListPipelineCommands',
+                request_serializer=modelctl_dot_v1_dot_pipeline__pb2.ListPipelineCommandsRequest.SerializeToString,
+                response_deserializer=modelctl_dot_v1_dot_pipeline__pb2.ListPipelineCommandsResponse.FromString,
+                _registered_method=True)
         self.GetSystemStatus = channel.unary_unary(
                 '/modelctl.v1.ModelController/GetSystemStatus',
                 request_serializer=modelctl_dot_v1_dot_system__pb2.GetSystemStatusRequest.SerializeToString,
@@ -239,97 +300,162 @@ class ModelControllerStub:
 
 
 class ModelControllerServicer:
-    """The modelctl control plane. Every call carries "authorization: Bearer <token>"
-    unless auth is disabled; the role each call needs is in docs/architecture.md.
+    """The modelctl control plane: one service for the model lifecycle, rollouts, the data plane, telemetry,
+    experiments, drift, alerts, pipelines and the controller itself.
+
+    Every call carries "authorization: Bearer <token>" unless auth is disabled, and each RPC below names
+    the role its token needs (viewer < operator < admin: each role may do what the ones below it may).
+    Besides the errors each RPC lists, any call may return: UNAUTHENTICATED for a missing, unknown, revoked
+    or expired token; PERMISSION_DENIED when the token's role is below the RPC's; RESOURCE_EXHAUSTED for a
+    request message above its size limit (256 KiB; 4 MiB for ReportMetrics and UploadArtifact chunks);
+    INVALID_ARGUMENT for a repeated field or map with more than 10000 entries; UNAVAILABLE while the database
+    cannot be reached (retry). Every INVALID_ARGUMENT carries a google.rpc.BadRequest detail naming each bad
+    field. Mutating calls, and every refused call, are written to the audit log.
+    --- lifecycle ---
     """
 
     def RegisterModel(self, request, context):
-        """--- lifecycle ---
+        """Registers a new, immutable version of a model; the model is created with its first version. When
+        the model already has registry.max_versions versions, the oldest unused ones are archived.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad name, version, artifact_uri, sha256 or metadata, an uploaded
+        artifact_uri that does not exist, or a sha256 that differs from the uploaded artifact's;
+        ALREADY_EXISTS when the version is already registered.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UploadArtifact(self, request_iterator, context):
-        """Client-streaming: one ArtifactHeader, then chunks; sha256-checked.
+        """Client-streaming upload of an artifact: one ArtifactHeader, then chunks. The bytes are hashed while
+        stored and kept only if their sha256 matches the header's; a failed or cancelled upload leaves nothing.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a stream that does not start with a header, a header later on, a missing
+        or malformed sha256, a negative size, or bytes whose sha256 or size differ from the header's;
+        RESOURCE_EXHAUSTED for an artifact larger than registry.max_artifact_bytes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListModels(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Models by name with their versions, live version and traffic, paginated; filter by name prefix and tags.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad page_size, page_token or name_prefix.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetModel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One model with its versions (newest first), live version and traffic split.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad name; NOT_FOUND for a model never registered.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ArchiveModelVersion(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Retires a version: kept for history, no longer deployable.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad name or version; NOT_FOUND for an unknown version;
+        FAILED_PRECONDITION when it is already archived, live, the rollback target, or part of a deployment or
+        experiment in progress.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeployModel(self, request, context):
         """--- deployment ---
-        Starts a rollout; FAILED_PRECONDITION while another deployment of the model is active.
+
+        Starts a rollout of a version with a strategy; the reconcile loop takes its first step at once.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad model, version, strategy or params (each named, e.g.
+        params.steps); NOT_FOUND for an unknown model or version; FAILED_PRECONDITION while another deployment
+        or an experiment of the model is active, or for an archived or already live version, or a rolling
+        deployment of a model with no live instances.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RollbackModel(self, request, context):
-        """An immediate deployment back to the previous version (or to_version).
+        """An immediate deployment back to the previous version (or to_version), switched at once.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad model or to_version, or a reason over 500 characters; NOT_FOUND for
+        an unknown model or version; FAILED_PRECONDITION when there is no previous version to go back to, or
+        while another deployment or an experiment of the model is active.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetDeployment(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One deployment with its latest gate evaluations and, while it runs, the gates' current verdicts.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown deployment.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListDeployments(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Deployments newest first, paginated; filter by model and states.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad model, page_size or page_token.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchDeployment(self, request, context):
-        """Every event of the deployment (replayed after after_seq), then live ones, until a final state.
+        """Server stream: every event of the deployment (replayed after after_seq), then live ones, until a final
+        state. Sequence numbers have no gaps, so a client that reconnects with its last seq misses nothing.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a missing or malformed id or a negative after_seq; NOT_FOUND for an
+        unknown deployment.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def PromoteDeployment(self, request, context):
-        """Skip the remaining steps: 100 % now.
+        """Skip the remaining steps: 100 % now, and the new version is live.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+        deployment; FAILED_PRECONDITION when its state cannot move to SUCCEEDED (final, or rolling back).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def PauseDeployment(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Holds the deployment at its current step; critical gates still roll it back.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+        deployment; FAILED_PRECONDITION when it is not PROGRESSING.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ResumeDeployment(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Continues a paused deployment; its current step is analysed again from now.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+        deployment; FAILED_PRECONDITION when it is not PAUSED.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def AbortDeployment(self, request, context):
-        """Traffic back to the previous version; state ABORTED.
+        """Stops the deployment for good: traffic back to the previous version; state ABORTED.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+        deployment; FAILED_PRECONDITION once it is final or rolling back.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -337,32 +463,48 @@ class ModelControllerServicer:
 
     def GetTrafficSplit(self, request, context):
         """--- data plane ---
+
+        Which version serves which share of the model's traffic now.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad model name; NOT_FOUND for an unknown model.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchTrafficSplit(self, request, context):
-        """The current split first, then every change.
+        """Server stream: the current split first, then every change.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad model name; NOT_FOUND for an unknown model.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RegisterInstance(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A serving instance announces itself (idempotent); rolling deployments move registered instances.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad model, instance_id or address; NOT_FOUND for an unknown model.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Heartbeat(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A serving instance says it is alive, which version it serves and whether it is healthy; the answer is
+        the version it must serve. An unhealthy instance on a new version rolls its batch back in this call.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad model, instance_id or loaded_version; NOT_FOUND for an instance
+        that is not registered.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchAssignment(self, request, context):
-        """The version the instance must load now, then every change.
+        """Server stream: the version the instance must load now, then every change.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad model name; NOT_FOUND for an instance that is not registered.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -370,6 +512,14 @@ class ModelControllerServicer:
 
     def ReportMetrics(self, request, context):
         """--- telemetry ---
+
+        Batched samples per model version: traffic feeds the gates, features, predictions and quality feed
+        drift, outcomes feed experiments. A report is validated whole and taken whole or not at all; a critical
+        gate it breaches rolls the deployment back before the call returns.
+        Role: operator.
+        Errors: INVALID_ARGUMENT naming every bad field (no samples, over 1000 samples, errors above
+        requests, non-finite values, a feature both numeric and categorical or changing type, ...); NOT_FOUND
+        for a model version that is not registered.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -377,27 +527,41 @@ class ModelControllerServicer:
 
     def StartExperiment(self, request, context):
         """--- experiments ---
-        Splits the model's traffic between control and treatment; FAILED_PRECONDITION while a
-        deployment or another experiment of the model is active.
+
+        Splits the model's traffic between control and treatment, sticky by request key.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad model, version, treatment_percent, metric or min_effect; NOT_FOUND
+        for an unknown model or version; FAILED_PRECONDITION while a deployment or another experiment of the
+        model is active, for an archived version, or a control that is not the live version.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetExperiment(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One experiment with its current result.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown experiment.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListExperiments(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Experiments newest first, paginated; filter by model and states.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad model, state, page_size or page_token.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StopExperiment(self, request, context):
         """All traffic back on control, or (promote_winner) a canary deployment of the winner.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+        experiment; FAILED_PRECONDITION once it is stopped, for promote_winner without a significant winner,
+        or when the winner's canary cannot start (traffic is then back on control).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -405,6 +569,12 @@ class ModelControllerServicer:
 
     def GetDriftReport(self, request, context):
         """--- drift ---
+
+        A model version's data, prior and concept drift over a window, against its reference profile.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad model or version, or a window not positive or longer than drift is
+        kept; NOT_FOUND for an unknown model or version; FAILED_PRECONDITION when no version is named and the
+        model has no live version.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -412,52 +582,177 @@ class ModelControllerServicer:
 
     def ListAlerts(self, request, context):
         """--- alerts ---
+
         Filters (minimum severity, state, model, kind, time range), newest first, paginated.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad filter value, until not after since, or a bad page_size or
+        page_token.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetAlert(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One alert, saying whether a silence matches it now.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown alert.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def AcknowledgeAlert(self, request, context):
-        """Records who and when; idempotent.
+        """Records who and when; idempotent (acknowledging again returns the alert as it is).
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown alert.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StreamAlerts(self, request, context):
-        """Alert events after a cursor (replayed from the database), then live ones: no gap, no duplicate.
+        """Server stream: alert events after a cursor (replayed from the database), then live ones: no gap, no
+        duplicate. The initial metadata carries the cursor the stream starts after.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a negative after_cursor, a bad model or an unknown min_severity.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateSilence(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Silences matching alerts for a while: they are recorded and streamed, not notified.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for no matcher, a version without model, a missing or out-of-range duration
+        (at most 90 days), a missing or too long comment, or an unknown kind or severity.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListSilences(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Active silences (and expired ones on request), newest first.
+        Role: viewer.
+        Errors: only the common ones.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ExpireSilence(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Ends a silence now.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown silence.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def TestNotifications(self, request, context):
-        """Sends a test message to every configured destination (or the one URL given); admin.
+        """Sends a test message to every configured destination (or the one URL given) and reports each outcome.
+        Role: admin (it sends messages to any URL the caller names).
+        Errors: INVALID_ARGUMENT for a url that is not a valid Apprise URL or is over 4096 characters;
+        FAILED_PRECONDITION when no url is given and no destination is configured.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterPipeline(self, request, context):
+        """--- pipelines ---
+
+        Registers a pipeline service (idempotent for the same name: updates its models, version and labels).
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad name, model or label.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportPipelineStatus(self, request, context):
+        """The pipeline's state, job, progress and last result; also marks it seen (no longer stale).
+        Role: operator.
+        Errors: NOT_FOUND for an unknown pipeline; INVALID_ARGUMENT for a missing state or progress outside
+        0-100.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPipelines(self, request, context):
+        """Pipelines by name, paginated; filter by model.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad model, page_size or page_token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPipeline(self, request, context):
+        """One pipeline, with whether it is stale.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad name; NOT_FOUND for an unknown pipeline.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendPipelineCommand(self, request, context):
+        """Queues a command for a pipeline; its open WatchPipelineCommands streams send it at once.
+        Role: operator.
+        Errors: NOT_FOUND for an unknown pipeline; INVALID_ARGUMENT for a missing kind, config that is not
+        JSON, or then_deploy without a model; FAILED_PRECONDITION while another OPTIMIZE of the same model is
+        open (the message names it), or for a model the pipeline does not serve.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchPipelineCommands(self, request, context):
+        """Server stream a pipeline holds open: every command it has not acknowledged, then new ones as they
+        are sent; each marked DELIVERED when sent.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad pipeline name; NOT_FOUND for an unknown pipeline.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePipelineCommand(self, request, context):
+        """The pipeline advances a command: ACKNOWLEDGED, then SUCCEEDED or FAILED.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad id or a state other than those three; NOT_FOUND for an unknown
+        command; FAILED_PRECONDITION for a move its lifecycle does not allow (acknowledged twice, cancelled,
+        expired).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPipelineCommand(self, request, context):
+        """One command and what became of it.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown command.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelPipelineCommand(self, request, context):
+        """An operator gives up on a command that has not ended.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+        command; FAILED_PRECONDITION once it is final.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPipelineCommands(self, request, context):
+        """Commands newest first, paginated; filter by pipeline and states.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad pipeline name, state, page_size or page_token; NOT_FOUND for an
+        unknown pipeline.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -465,37 +760,61 @@ class ModelControllerServicer:
 
     def GetSystemStatus(self, request, context):
         """--- system ---
+
+        The controller's health: process, host, database, components, notifications and open alerts. It
+        answers even when the database does not (database.reachable says so).
+        Role: viewer.
+        Errors: only the common ones.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RestartSystem(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Reloads the configuration and restarts the background components in place; keys that need a process
+        restart are reported, not applied.
+        Role: admin.
+        Errors: INVALID_ARGUMENT for a reason over 500 characters; FAILED_PRECONDITION when the new
+        configuration is invalid (nothing is restarted then).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListAuditEvents(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The audit log newest first, paginated; filter by RPC, token and outcome.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad page_size or page_token.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateToken(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates a bearer token; its secret is in this response only.
+        Role: admin.
+        Errors: INVALID_ARGUMENT for a missing or too long name, a missing role, or a ttl not positive or
+        over 100 years.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RevokeToken(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Revokes a token: it stops authenticating at once.
+        Role: admin.
+        Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown token;
+        FAILED_PRECONDITION when it is already revoked or is the last admin token.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListTokens(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Every token without its secret (only hashes are stored).
+        Role: admin (it reads, but names every credential).
+        Errors: only the common ones.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -668,6 +987,56 @@ def add_ModelControllerServicer_to_server(servicer, server):
                     request_deserializer=modelctl_dot_v1_dot_alert__pb2.TestNotificationsRequest.FromString,
                     response_serializer=modelctl_dot_v1_dot_alert__pb2.TestNotificationsResponse.SerializeToString,
             ),
+            'RegisterPipeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterPipeline,
+                    request_deserializer=modelctl_dot_v1_dot_pipeline__pb2.RegisterPipelineRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_pipeline__pb2.RegisterPipelineResponse.SerializeToString,
+            ),
+            'ReportPipelineStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportPipelineStatus,
+                    request_deserializer=modelctl_dot_v1_dot_pipeline__pb2.ReportPipelineStatusRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_pipeline__pb2.Pipeline.SerializeToString,
+            ),
+            'ListPipelines': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPipelines,
+                    request_deserializer=modelctl_dot_v1_dot_pipeline__pb2.ListPipelinesRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_pipeline__pb2.ListPipelinesResponse.SerializeToString,
+            ),
+            'GetPipeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPipeline,
+                    request_deserializer=modelctl_dot_v1_dot_pipeline__pb2.GetPipelineRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_pipeline__pb2.Pipeline.SerializeToString,
+            ),
+            'SendPipelineCommand': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendPipelineCommand,
+                    request_deserializer=modelctl_dot_v1_dot_pipeline__pb2.SendPipelineCommandRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_pipeline__pb2.PipelineCommand.SerializeToString,
+            ),
+            'WatchPipelineCommands': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchPipelineCommands,
+                    request_deserializer=modelctl_dot_v1_dot_pipeline__pb2.WatchPipelineCommandsRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_pipeline__pb2.PipelineCommand.SerializeToString,
+            ),
+            'UpdatePipelineCommand': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePipelineCommand,
+                    request_deserializer=modelctl_dot_v1_dot_pipeline__pb2.UpdatePipelineCommandRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_pipeline__pb2.PipelineCommand.SerializeToString,
+            ),
+            'GetPipelineCommand': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPipelineCommand,
+                    request_deserializer=modelctl_dot_v1_dot_pipeline__pb2.GetPipelineCommandRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_pipeline__pb2.PipelineCommand.SerializeToString,
+            ),
+            'CancelPipelineCommand': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelPipelineCommand,
+                    request_deserializer=modelctl_dot_v1_dot_pipeline__pb2.CancelPipelineCommandRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_pipeline__pb2.PipelineCommand.SerializeToString,
+            ),
+            'ListPipelineCommands': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPipelineCommands,
+                    request_deserializer=modelctl_dot_v1_dot_pipeline__pb2.ListPipelineCommandsRequest.FromString,
+                    response_serializer=modelctl_dot_v1_dot_pipeline__pb2.ListPipelineCommandsResponse.SerializeToString,
+            ),
             'GetSystemStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSystemStatus,
                     request_deserializer=modelctl_dot_v1_dot_system__pb2.GetSystemStatusRequest.FromString,
@@ -707,8 +1076,18 @@ def add_ModelControllerServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ModelController:
-    """The modelctl control plane. Every call carries "authorization: Bearer <token>"
-    unless auth is disabled; the role each call needs is in docs/architecture.md.
+    """The modelctl control plane: one service for the model lifecycle, rollouts, the data plane, telemetry,
+    experiments, drift, alerts, pipelines and the controller itself.
+
+    Every call carries "authorization: Bearer <token>" unless auth is disabled, and each RPC below names
+    the role its token needs (viewer < operator < admin: each role may do what the ones below it may).
+    Besides the errors each RPC lists, any call may return: UNAUTHENTICATED for a missing, unknown, revoked
+    or expired token; PERMISSION_DENIED when the token's role is below the RPC's; RESOURCE_EXHAUSTED for a
+    request message above its size limit (256 KiB; 4 MiB for ReportMetrics and UploadArtifact chunks);
+    INVALID_ARGUMENT for a repeated field or map with more than 10000 entries; UNAVAILABLE while the database
+    cannot be reached (retry). Every INVALID_ARGUMENT carries a google.rpc.BadRequest detail naming each bad
+    field. Mutating calls, and every refused call, are written to the audit log.
+    --- lifecycle ---
     """
 
     @staticmethod
@@ -1592,6 +1971,276 @@ class ModelController:
             '/modelctl.v1.ModelController/TestNotifications',
             modelctl_dot_v1_dot_alert__pb2.TestNotificationsRequest.SerializeToString,
             modelctl_dot_v1_dot_alert__pb2.TestNotificationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterPipeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/RegisterPipeline',
+            modelctl_dot_v1_dot_pipeline__pb2.RegisterPipelineRequest.SerializeToString,
+            modelctl_dot_v1_dot_pipeline__pb2.RegisterPipelineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportPipelineStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/ReportPipelineStatus',
+            modelctl_dot_v1_dot_pipeline__pb2.ReportPipelineStatusRequest.SerializeToString,
+            modelctl_dot_v1_dot_pipeline__pb2.Pipeline.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPipelines(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/ListPipelines',
+            modelctl_dot_v1_dot_pipeline__pb2.ListPipelinesRequest.SerializeToString,
+            modelctl_dot_v1_dot_pipeline__pb2.ListPipelinesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPipeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/GetPipeline',
+            modelctl_dot_v1_dot_pipeline__pb2.GetPipelineRequest.SerializeToString,
+            modelctl_dot_v1_dot_pipeline__pb2.Pipeline.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendPipelineCommand(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/SendPipelineCommand',
+            modelctl_dot_v1_dot_pipeline__pb2.SendPipelineCommandRequest.SerializeToString,
+            modelctl_dot_v1_dot_pipeline__pb2.PipelineCommand.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchPipelineCommands(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/modelctl.v1.ModelController/WatchPipelineCommands',
+            modelctl_dot_v1_dot_pipeline__pb2.WatchPipelineCommandsRequest.SerializeToString,
+            modelctl_dot_v1_dot_pipeline__pb2.PipelineCommand.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePipelineCommand(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/UpdatePipelineCommand',
+            modelctl_dot_v1_dot_pipeline__pb2.UpdatePipelineCommandRequest.SerializeToString,
+            modelctl_dot_v1_dot_pipeline__pb2.PipelineCommand.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPipelineCommand(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/GetPipelineCommand',
+            modelctl_dot_v1_dot_pipeline__pb2.GetPipelineCommandRequest.SerializeToString,
+            modelctl_dot_v1_dot_pipeline__pb2.PipelineCommand.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelPipelineCommand(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/CancelPipelineCommand',
+            modelctl_dot_v1_dot_pipeline__pb2.CancelPipelineCommandRequest.SerializeToString,
+            modelctl_dot_v1_dot_pipeline__pb2.PipelineCommand.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPipelineCommands(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelctl.v1.ModelController/ListPipelineCommands',
+            modelctl_dot_v1_dot_pipeline__pb2.ListPipelineCommandsRequest.SerializeToString,
+            modelctl_dot_v1_dot_pipeline__pb2.ListPipelineCommandsResponse.FromString,
             options,
             channel_credentials,
             insecure,

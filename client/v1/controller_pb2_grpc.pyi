@@ -9,6 +9,7 @@ from modelctl.v1 import alert_pb2 as _alert_pb2
 from modelctl.v1 import deployment_pb2 as _deployment_pb2
 from modelctl.v1 import drift_pb2 as _drift_pb2
 from modelctl.v1 import experiment_pb2 as _experiment_pb2
+from modelctl.v1 import pipeline_pb2 as _pipeline_pb2
 from modelctl.v1 import registry_pb2 as _registry_pb2
 from modelctl.v1 import system_pb2 as _system_pb2
 import abc as _abc_1
@@ -32,8 +33,18 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ModelControllerStub:
-    """The modelctl control plane. Every call carries "authorization: Bearer <token>"
-    unless auth is disabled; the role each call needs is in docs/architecture.md.
+    """The modelctl control plane: one service for the model lifecycle, rollouts, the data plane, telemetry,
+    experiments, drift, alerts, pipelines and the controller itself.
+
+    Every call carries "authorization: Bearer <token>" unless auth is disabled, and each RPC below names
+    the role its token needs (viewer < operator < admin: each role may do what the ones below it may).
+    Besides the errors each RPC lists, any call may return: UNAUTHENTICATED for a missing, unknown, revoked
+    or expired token; PERMISSION_DENIED when the token's role is below the RPC's; RESOURCE_EXHAUSTED for a
+    request message above its size limit (256 KiB; 4 MiB for ReportMetrics and UploadArtifact chunks);
+    INVALID_ARGUMENT for a repeated field or map with more than 10000 entries; UNAVAILABLE while the database
+    cannot be reached (retry). Every INVALID_ARGUMENT carries a google.rpc.BadRequest detail naming each bad
+    field. Mutating calls, and every refused call, are written to the audit log.
+    --- lifecycle ---
     """
 
     @_typing.overload
@@ -41,147 +52,655 @@ class ModelControllerStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ModelControllerAsyncStub: ...
     RegisterModel: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RegisterModelRequest, _registry_pb2.RegisterModelResponse]
-    """--- lifecycle ---"""
+    """Registers a new, immutable version of a model; the model is created with its first version. When
+    the model already has registry.max_versions versions, the oldest unused ones are archived.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad name, version, artifact_uri, sha256 or metadata, an uploaded
+    artifact_uri that does not exist, or a sha256 that differs from the uploaded artifact's;
+    ALREADY_EXISTS when the version is already registered.
+    """
     UploadArtifact: _grpc.StreamUnaryMultiCallable[_registry_pb2.UploadArtifactRequest, _registry_pb2.UploadArtifactResponse]
-    """Client-streaming: one ArtifactHeader, then chunks; sha256-checked."""
+    """Client-streaming upload of an artifact: one ArtifactHeader, then chunks. The bytes are hashed while
+    stored and kept only if their sha256 matches the header's; a failed or cancelled upload leaves nothing.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a stream that does not start with a header, a header later on, a missing
+    or malformed sha256, a negative size, or bytes whose sha256 or size differ from the header's;
+    RESOURCE_EXHAUSTED for an artifact larger than registry.max_artifact_bytes.
+    """
     ListModels: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListModelsRequest, _registry_pb2.ListModelsResponse]
+    """Models by name with their versions, live version and traffic, paginated; filter by name prefix and tags.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad page_size, page_token or name_prefix.
+    """
     GetModel: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetModelRequest, _registry_pb2.Model]
+    """One model with its versions (newest first), live version and traffic split.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad name; NOT_FOUND for a model never registered.
+    """
     ArchiveModelVersion: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ArchiveModelVersionRequest, _registry_pb2.ModelVersion]
+    """Retires a version: kept for history, no longer deployable.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad name or version; NOT_FOUND for an unknown version;
+    FAILED_PRECONDITION when it is already archived, live, the rollback target, or part of a deployment or
+    experiment in progress.
+    """
     DeployModel: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.DeployModelRequest, _deployment_pb2.Deployment]
     """--- deployment ---
-    Starts a rollout; FAILED_PRECONDITION while another deployment of the model is active.
+
+    Starts a rollout of a version with a strategy; the reconcile loop takes its first step at once.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad model, version, strategy or params (each named, e.g.
+    params.steps); NOT_FOUND for an unknown model or version; FAILED_PRECONDITION while another deployment
+    or an experiment of the model is active, or for an archived or already live version, or a rolling
+    deployment of a model with no live instances.
     """
     RollbackModel: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.RollbackModelRequest, _deployment_pb2.Deployment]
-    """An immediate deployment back to the previous version (or to_version)."""
+    """An immediate deployment back to the previous version (or to_version), switched at once.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad model or to_version, or a reason over 500 characters; NOT_FOUND for
+    an unknown model or version; FAILED_PRECONDITION when there is no previous version to go back to, or
+    while another deployment or an experiment of the model is active.
+    """
     GetDeployment: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.GetDeploymentRequest, _deployment_pb2.Deployment]
+    """One deployment with its latest gate evaluations and, while it runs, the gates' current verdicts.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown deployment.
+    """
     ListDeployments: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.ListDeploymentsRequest, _deployment_pb2.ListDeploymentsResponse]
+    """Deployments newest first, paginated; filter by model and states.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad model, page_size or page_token.
+    """
     WatchDeployment: _grpc.UnaryStreamMultiCallable[_deployment_pb2.WatchDeploymentRequest, _deployment_pb2.DeploymentEvent]
-    """Every event of the deployment (replayed after after_seq), then live ones, until a final state."""
+    """Server stream: every event of the deployment (replayed after after_seq), then live ones, until a final
+    state. Sequence numbers have no gaps, so a client that reconnects with its last seq misses nothing.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a missing or malformed id or a negative after_seq; NOT_FOUND for an
+    unknown deployment.
+    """
     PromoteDeployment: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.DeploymentActionRequest, _deployment_pb2.Deployment]
-    """Skip the remaining steps: 100 % now."""
+    """Skip the remaining steps: 100 % now, and the new version is live.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+    deployment; FAILED_PRECONDITION when its state cannot move to SUCCEEDED (final, or rolling back).
+    """
     PauseDeployment: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.DeploymentActionRequest, _deployment_pb2.Deployment]
+    """Holds the deployment at its current step; critical gates still roll it back.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+    deployment; FAILED_PRECONDITION when it is not PROGRESSING.
+    """
     ResumeDeployment: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.DeploymentActionRequest, _deployment_pb2.Deployment]
+    """Continues a paused deployment; its current step is analysed again from now.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+    deployment; FAILED_PRECONDITION when it is not PAUSED.
+    """
     AbortDeployment: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.DeploymentActionRequest, _deployment_pb2.Deployment]
-    """Traffic back to the previous version; state ABORTED."""
+    """Stops the deployment for good: traffic back to the previous version; state ABORTED.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+    deployment; FAILED_PRECONDITION once it is final or rolling back.
+    """
     GetTrafficSplit: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.GetTrafficSplitRequest, _deployment_pb2.TrafficSplit]
-    """--- data plane ---"""
+    """--- data plane ---
+
+    Which version serves which share of the model's traffic now.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad model name; NOT_FOUND for an unknown model.
+    """
     WatchTrafficSplit: _grpc.UnaryStreamMultiCallable[_deployment_pb2.WatchTrafficSplitRequest, _deployment_pb2.TrafficSplit]
-    """The current split first, then every change."""
+    """Server stream: the current split first, then every change.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad model name; NOT_FOUND for an unknown model.
+    """
     RegisterInstance: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.RegisterInstanceRequest, _deployment_pb2.Instance]
+    """A serving instance announces itself (idempotent); rolling deployments move registered instances.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad model, instance_id or address; NOT_FOUND for an unknown model.
+    """
     Heartbeat: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.HeartbeatRequest, _deployment_pb2.HeartbeatResponse]
+    """A serving instance says it is alive, which version it serves and whether it is healthy; the answer is
+    the version it must serve. An unhealthy instance on a new version rolls its batch back in this call.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad model, instance_id or loaded_version; NOT_FOUND for an instance
+    that is not registered.
+    """
     WatchAssignment: _grpc.UnaryStreamMultiCallable[_deployment_pb2.WatchAssignmentRequest, _deployment_pb2.Assignment]
-    """The version the instance must load now, then every change."""
+    """Server stream: the version the instance must load now, then every change.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad model name; NOT_FOUND for an instance that is not registered.
+    """
     ReportMetrics: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.ReportMetricsRequest, _deployment_pb2.ReportMetricsResponse]
-    """--- telemetry ---"""
+    """--- telemetry ---
+
+    Batched samples per model version: traffic feeds the gates, features, predictions and quality feed
+    drift, outcomes feed experiments. A report is validated whole and taken whole or not at all; a critical
+    gate it breaches rolls the deployment back before the call returns.
+    Role: operator.
+    Errors: INVALID_ARGUMENT naming every bad field (no samples, over 1000 samples, errors above
+    requests, non-finite values, a feature both numeric and categorical or changing type, ...); NOT_FOUND
+    for a model version that is not registered.
+    """
     StartExperiment: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.StartExperimentRequest, _experiment_pb2.Experiment]
     """--- experiments ---
-    Splits the model's traffic between control and treatment; FAILED_PRECONDITION while a
-    deployment or another experiment of the model is active.
+
+    Splits the model's traffic between control and treatment, sticky by request key.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad model, version, treatment_percent, metric or min_effect; NOT_FOUND
+    for an unknown model or version; FAILED_PRECONDITION while a deployment or another experiment of the
+    model is active, for an archived version, or a control that is not the live version.
     """
     GetExperiment: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.GetExperimentRequest, _experiment_pb2.Experiment]
+    """One experiment with its current result.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown experiment.
+    """
     ListExperiments: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.ListExperimentsRequest, _experiment_pb2.ListExperimentsResponse]
+    """Experiments newest first, paginated; filter by model and states.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad model, state, page_size or page_token.
+    """
     StopExperiment: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.StopExperimentRequest, _experiment_pb2.Experiment]
-    """All traffic back on control, or (promote_winner) a canary deployment of the winner."""
+    """All traffic back on control, or (promote_winner) a canary deployment of the winner.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+    experiment; FAILED_PRECONDITION once it is stopped, for promote_winner without a significant winner,
+    or when the winner's canary cannot start (traffic is then back on control).
+    """
     GetDriftReport: _grpc.UnaryUnaryMultiCallable[_drift_pb2.GetDriftReportRequest, _drift_pb2.DriftReport]
-    """--- drift ---"""
+    """--- drift ---
+
+    A model version's data, prior and concept drift over a window, against its reference profile.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad model or version, or a window not positive or longer than drift is
+    kept; NOT_FOUND for an unknown model or version; FAILED_PRECONDITION when no version is named and the
+    model has no live version.
+    """
     ListAlerts: _grpc.UnaryUnaryMultiCallable[_alert_pb2.ListAlertsRequest, _alert_pb2.ListAlertsResponse]
     """--- alerts ---
+
     Filters (minimum severity, state, model, kind, time range), newest first, paginated.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad filter value, until not after since, or a bad page_size or
+    page_token.
     """
     GetAlert: _grpc.UnaryUnaryMultiCallable[_alert_pb2.GetAlertRequest, _alert_pb2.Alert]
+    """One alert, saying whether a silence matches it now.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown alert.
+    """
     AcknowledgeAlert: _grpc.UnaryUnaryMultiCallable[_alert_pb2.AcknowledgeAlertRequest, _alert_pb2.Alert]
-    """Records who and when; idempotent."""
+    """Records who and when; idempotent (acknowledging again returns the alert as it is).
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown alert.
+    """
     StreamAlerts: _grpc.UnaryStreamMultiCallable[_alert_pb2.StreamAlertsRequest, _alert_pb2.AlertEvent]
-    """Alert events after a cursor (replayed from the database), then live ones: no gap, no duplicate."""
+    """Server stream: alert events after a cursor (replayed from the database), then live ones: no gap, no
+    duplicate. The initial metadata carries the cursor the stream starts after.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a negative after_cursor, a bad model or an unknown min_severity.
+    """
     CreateSilence: _grpc.UnaryUnaryMultiCallable[_alert_pb2.CreateSilenceRequest, _alert_pb2.Silence]
+    """Silences matching alerts for a while: they are recorded and streamed, not notified.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for no matcher, a version without model, a missing or out-of-range duration
+    (at most 90 days), a missing or too long comment, or an unknown kind or severity.
+    """
     ListSilences: _grpc.UnaryUnaryMultiCallable[_alert_pb2.ListSilencesRequest, _alert_pb2.ListSilencesResponse]
+    """Active silences (and expired ones on request), newest first.
+    Role: viewer.
+    Errors: only the common ones.
+    """
     ExpireSilence: _grpc.UnaryUnaryMultiCallable[_alert_pb2.ExpireSilenceRequest, _alert_pb2.Silence]
+    """Ends a silence now.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown silence.
+    """
     TestNotifications: _grpc.UnaryUnaryMultiCallable[_alert_pb2.TestNotificationsRequest, _alert_pb2.TestNotificationsResponse]
-    """Sends a test message to every configured destination (or the one URL given); admin."""
+    """Sends a test message to every configured destination (or the one URL given) and reports each outcome.
+    Role: admin (it sends messages to any URL the caller names).
+    Errors: INVALID_ARGUMENT for a url that is not a valid Apprise URL or is over 4096 characters;
+    FAILED_PRECONDITION when no url is given and no destination is configured.
+    """
+    RegisterPipeline: _grpc.UnaryUnaryMultiCallable[_pipeline_pb2.RegisterPipelineRequest, _pipeline_pb2.RegisterPipelineResponse]
+    """--- pipelines ---
+
+    Registers a pipeline service (idempotent for the same name: updates its models, version and labels).
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad name, model or label.
+    """
+    ReportPipelineStatus: _grpc.UnaryUnaryMultiCallable[_pipeline_pb2.ReportPipelineStatusRequest, _pipeline_pb2.Pipeline]
+    """The pipeline's state, job, progress and last result; also marks it seen (no longer stale).
+    Role: operator.
+    Errors: NOT_FOUND for an unknown pipeline; INVALID_ARGUMENT for a missing state or progress outside
+    0-100.
+    """
+    ListPipelines: _grpc.UnaryUnaryMultiCallable[_pipeline_pb2.ListPipelinesRequest, _pipeline_pb2.ListPipelinesResponse]
+    """Pipelines by name, paginated; filter by model.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad model, page_size or page_token.
+    """
+    GetPipeline: _grpc.UnaryUnaryMultiCallable[_pipeline_pb2.GetPipelineRequest, _pipeline_pb2.Pipeline]
+    """One pipeline, with whether it is stale.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad name; NOT_FOUND for an unknown pipeline.
+    """
+    SendPipelineCommand: _grpc.UnaryUnaryMultiCallable[_pipeline_pb2.SendPipelineCommandRequest, _pipeline_pb2.PipelineCommand]
+    """Queues a command for a pipeline; its open WatchPipelineCommands streams send it at once.
+    Role: operator.
+    Errors: NOT_FOUND for an unknown pipeline; INVALID_ARGUMENT for a missing kind, config that is not
+    JSON, or then_deploy without a model; FAILED_PRECONDITION while another OPTIMIZE of the same model is
+    open (the message names it), or for a model the pipeline does not serve.
+    """
+    WatchPipelineCommands: _grpc.UnaryStreamMultiCallable[_pipeline_pb2.WatchPipelineCommandsRequest, _pipeline_pb2.PipelineCommand]
+    """Server stream a pipeline holds open: every command it has not acknowledged, then new ones as they
+    are sent; each marked DELIVERED when sent.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad pipeline name; NOT_FOUND for an unknown pipeline.
+    """
+    UpdatePipelineCommand: _grpc.UnaryUnaryMultiCallable[_pipeline_pb2.UpdatePipelineCommandRequest, _pipeline_pb2.PipelineCommand]
+    """The pipeline advances a command: ACKNOWLEDGED, then SUCCEEDED or FAILED.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad id or a state other than those three; NOT_FOUND for an unknown
+    command; FAILED_PRECONDITION for a move its lifecycle does not allow (acknowledged twice, cancelled,
+    expired).
+    """
+    GetPipelineCommand: _grpc.UnaryUnaryMultiCallable[_pipeline_pb2.GetPipelineCommandRequest, _pipeline_pb2.PipelineCommand]
+    """One command and what became of it.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown command.
+    """
+    CancelPipelineCommand: _grpc.UnaryUnaryMultiCallable[_pipeline_pb2.CancelPipelineCommandRequest, _pipeline_pb2.PipelineCommand]
+    """An operator gives up on a command that has not ended.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+    command; FAILED_PRECONDITION once it is final.
+    """
+    ListPipelineCommands: _grpc.UnaryUnaryMultiCallable[_pipeline_pb2.ListPipelineCommandsRequest, _pipeline_pb2.ListPipelineCommandsResponse]
+    """Commands newest first, paginated; filter by pipeline and states.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad pipeline name, state, page_size or page_token; NOT_FOUND for an
+    unknown pipeline.
+    """
     GetSystemStatus: _grpc.UnaryUnaryMultiCallable[_system_pb2.GetSystemStatusRequest, _system_pb2.SystemStatus]
-    """--- system ---"""
+    """--- system ---
+
+    The controller's health: process, host, database, components, notifications and open alerts. It
+    answers even when the database does not (database.reachable says so).
+    Role: viewer.
+    Errors: only the common ones.
+    """
     RestartSystem: _grpc.UnaryUnaryMultiCallable[_system_pb2.RestartSystemRequest, _system_pb2.RestartSystemResponse]
+    """Reloads the configuration and restarts the background components in place; keys that need a process
+    restart are reported, not applied.
+    Role: admin.
+    Errors: INVALID_ARGUMENT for a reason over 500 characters; FAILED_PRECONDITION when the new
+    configuration is invalid (nothing is restarted then).
+    """
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_system_pb2.ListAuditEventsRequest, _system_pb2.ListAuditEventsResponse]
+    """The audit log newest first, paginated; filter by RPC, token and outcome.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad page_size or page_token.
+    """
     CreateToken: _grpc.UnaryUnaryMultiCallable[_system_pb2.CreateTokenRequest, _system_pb2.CreateTokenResponse]
+    """Creates a bearer token; its secret is in this response only.
+    Role: admin.
+    Errors: INVALID_ARGUMENT for a missing or too long name, a missing role, or a ttl not positive or
+    over 100 years.
+    """
     RevokeToken: _grpc.UnaryUnaryMultiCallable[_system_pb2.RevokeTokenRequest, _system_pb2.Token]
+    """Revokes a token: it stops authenticating at once.
+    Role: admin.
+    Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown token;
+    FAILED_PRECONDITION when it is already revoked or is the last admin token.
+    """
     ListTokens: _grpc.UnaryUnaryMultiCallable[_system_pb2.ListTokensRequest, _system_pb2.ListTokensResponse]
+    """Every token without its secret (only hashes are stored).
+    Role: admin (it reads, but names every credential).
+    Errors: only the common ones.
+    """
 
 @_typing.type_check_only
 class ModelControllerAsyncStub(ModelControllerStub):
-    """The modelctl control plane. Every call carries "authorization: Bearer <token>"
-    unless auth is disabled; the role each call needs is in docs/architecture.md.
+    """The modelctl control plane: one service for the model lifecycle, rollouts, the data plane, telemetry,
+    experiments, drift, alerts, pipelines and the controller itself.
+
+    Every call carries "authorization: Bearer <token>" unless auth is disabled, and each RPC below names
+    the role its token needs (viewer < operator < admin: each role may do what the ones below it may).
+    Besides the errors each RPC lists, any call may return: UNAUTHENTICATED for a missing, unknown, revoked
+    or expired token; PERMISSION_DENIED when the token's role is below the RPC's; RESOURCE_EXHAUSTED for a
+    request message above its size limit (256 KiB; 4 MiB for ReportMetrics and UploadArtifact chunks);
+    INVALID_ARGUMENT for a repeated field or map with more than 10000 entries; UNAVAILABLE while the database
+    cannot be reached (retry). Every INVALID_ARGUMENT carries a google.rpc.BadRequest detail naming each bad
+    field. Mutating calls, and every refused call, are written to the audit log.
+    --- lifecycle ---
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     RegisterModel: _aio.UnaryUnaryMultiCallable[_registry_pb2.RegisterModelRequest, _registry_pb2.RegisterModelResponse]  # type: ignore[assignment]
-    """--- lifecycle ---"""
+    """Registers a new, immutable version of a model; the model is created with its first version. When
+    the model already has registry.max_versions versions, the oldest unused ones are archived.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad name, version, artifact_uri, sha256 or metadata, an uploaded
+    artifact_uri that does not exist, or a sha256 that differs from the uploaded artifact's;
+    ALREADY_EXISTS when the version is already registered.
+    """
     UploadArtifact: _aio.StreamUnaryMultiCallable[_registry_pb2.UploadArtifactRequest, _registry_pb2.UploadArtifactResponse]  # type: ignore[assignment]
-    """Client-streaming: one ArtifactHeader, then chunks; sha256-checked."""
+    """Client-streaming upload of an artifact: one ArtifactHeader, then chunks. The bytes are hashed while
+    stored and kept only if their sha256 matches the header's; a failed or cancelled upload leaves nothing.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a stream that does not start with a header, a header later on, a missing
+    or malformed sha256, a negative size, or bytes whose sha256 or size differ from the header's;
+    RESOURCE_EXHAUSTED for an artifact larger than registry.max_artifact_bytes.
+    """
     ListModels: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListModelsRequest, _registry_pb2.ListModelsResponse]  # type: ignore[assignment]
+    """Models by name with their versions, live version and traffic, paginated; filter by name prefix and tags.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad page_size, page_token or name_prefix.
+    """
     GetModel: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetModelRequest, _registry_pb2.Model]  # type: ignore[assignment]
+    """One model with its versions (newest first), live version and traffic split.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad name; NOT_FOUND for a model never registered.
+    """
     ArchiveModelVersion: _aio.UnaryUnaryMultiCallable[_registry_pb2.ArchiveModelVersionRequest, _registry_pb2.ModelVersion]  # type: ignore[assignment]
+    """Retires a version: kept for history, no longer deployable.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad name or version; NOT_FOUND for an unknown version;
+    FAILED_PRECONDITION when it is already archived, live, the rollback target, or part of a deployment or
+    experiment in progress.
+    """
     DeployModel: _aio.UnaryUnaryMultiCallable[_deployment_pb2.DeployModelRequest, _deployment_pb2.Deployment]  # type: ignore[assignment]
     """--- deployment ---
-    Starts a rollout; FAILED_PRECONDITION while another deployment of the model is active.
+
+    Starts a rollout of a version with a strategy; the reconcile loop takes its first step at once.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad model, version, strategy or params (each named, e.g.
+    params.steps); NOT_FOUND for an unknown model or version; FAILED_PRECONDITION while another deployment
+    or an experiment of the model is active, or for an archived or already live version, or a rolling
+    deployment of a model with no live instances.
     """
     RollbackModel: _aio.UnaryUnaryMultiCallable[_deployment_pb2.RollbackModelRequest, _deployment_pb2.Deployment]  # type: ignore[assignment]
-    """An immediate deployment back to the previous version (or to_version)."""
+    """An immediate deployment back to the previous version (or to_version), switched at once.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad model or to_version, or a reason over 500 characters; NOT_FOUND for
+    an unknown model or version; FAILED_PRECONDITION when there is no previous version to go back to, or
+    while another deployment or an experiment of the model is active.
+    """
     GetDeployment: _aio.UnaryUnaryMultiCallable[_deployment_pb2.GetDeploymentRequest, _deployment_pb2.Deployment]  # type: ignore[assignment]
+    """One deployment with its latest gate evaluations and, while it runs, the gates' current verdicts.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown deployment.
+    """
     ListDeployments: _aio.UnaryUnaryMultiCallable[_deployment_pb2.ListDeploymentsRequest, _deployment_pb2.ListDeploymentsResponse]  # type: ignore[assignment]
+    """Deployments newest first, paginated; filter by model and states.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad model, page_size or page_token.
+    """
     WatchDeployment: _aio.UnaryStreamMultiCallable[_deployment_pb2.WatchDeploymentRequest, _deployment_pb2.DeploymentEvent]  # type: ignore[assignment]
-    """Every event of the deployment (replayed after after_seq), then live ones, until a final state."""
+    """Server stream: every event of the deployment (replayed after after_seq), then live ones, until a final
+    state. Sequence numbers have no gaps, so a client that reconnects with its last seq misses nothing.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a missing or malformed id or a negative after_seq; NOT_FOUND for an
+    unknown deployment.
+    """
     PromoteDeployment: _aio.UnaryUnaryMultiCallable[_deployment_pb2.DeploymentActionRequest, _deployment_pb2.Deployment]  # type: ignore[assignment]
-    """Skip the remaining steps: 100 % now."""
+    """Skip the remaining steps: 100 % now, and the new version is live.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+    deployment; FAILED_PRECONDITION when its state cannot move to SUCCEEDED (final, or rolling back).
+    """
     PauseDeployment: _aio.UnaryUnaryMultiCallable[_deployment_pb2.DeploymentActionRequest, _deployment_pb2.Deployment]  # type: ignore[assignment]
+    """Holds the deployment at its current step; critical gates still roll it back.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+    deployment; FAILED_PRECONDITION when it is not PROGRESSING.
+    """
     ResumeDeployment: _aio.UnaryUnaryMultiCallable[_deployment_pb2.DeploymentActionRequest, _deployment_pb2.Deployment]  # type: ignore[assignment]
+    """Continues a paused deployment; its current step is analysed again from now.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+    deployment; FAILED_PRECONDITION when it is not PAUSED.
+    """
     AbortDeployment: _aio.UnaryUnaryMultiCallable[_deployment_pb2.DeploymentActionRequest, _deployment_pb2.Deployment]  # type: ignore[assignment]
-    """Traffic back to the previous version; state ABORTED."""
+    """Stops the deployment for good: traffic back to the previous version; state ABORTED.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+    deployment; FAILED_PRECONDITION once it is final or rolling back.
+    """
     GetTrafficSplit: _aio.UnaryUnaryMultiCallable[_deployment_pb2.GetTrafficSplitRequest, _deployment_pb2.TrafficSplit]  # type: ignore[assignment]
-    """--- data plane ---"""
+    """--- data plane ---
+
+    Which version serves which share of the model's traffic now.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad model name; NOT_FOUND for an unknown model.
+    """
     WatchTrafficSplit: _aio.UnaryStreamMultiCallable[_deployment_pb2.WatchTrafficSplitRequest, _deployment_pb2.TrafficSplit]  # type: ignore[assignment]
-    """The current split first, then every change."""
+    """Server stream: the current split first, then every change.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad model name; NOT_FOUND for an unknown model.
+    """
     RegisterInstance: _aio.UnaryUnaryMultiCallable[_deployment_pb2.RegisterInstanceRequest, _deployment_pb2.Instance]  # type: ignore[assignment]
+    """A serving instance announces itself (idempotent); rolling deployments move registered instances.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad model, instance_id or address; NOT_FOUND for an unknown model.
+    """
     Heartbeat: _aio.UnaryUnaryMultiCallable[_deployment_pb2.HeartbeatRequest, _deployment_pb2.HeartbeatResponse]  # type: ignore[assignment]
+    """A serving instance says it is alive, which version it serves and whether it is healthy; the answer is
+    the version it must serve. An unhealthy instance on a new version rolls its batch back in this call.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad model, instance_id or loaded_version; NOT_FOUND for an instance
+    that is not registered.
+    """
     WatchAssignment: _aio.UnaryStreamMultiCallable[_deployment_pb2.WatchAssignmentRequest, _deployment_pb2.Assignment]  # type: ignore[assignment]
-    """The version the instance must load now, then every change."""
+    """Server stream: the version the instance must load now, then every change.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad model name; NOT_FOUND for an instance that is not registered.
+    """
     ReportMetrics: _aio.UnaryUnaryMultiCallable[_deployment_pb2.ReportMetricsRequest, _deployment_pb2.ReportMetricsResponse]  # type: ignore[assignment]
-    """--- telemetry ---"""
+    """--- telemetry ---
+
+    Batched samples per model version: traffic feeds the gates, features, predictions and quality feed
+    drift, outcomes feed experiments. A report is validated whole and taken whole or not at all; a critical
+    gate it breaches rolls the deployment back before the call returns.
+    Role: operator.
+    Errors: INVALID_ARGUMENT naming every bad field (no samples, over 1000 samples, errors above
+    requests, non-finite values, a feature both numeric and categorical or changing type, ...); NOT_FOUND
+    for a model version that is not registered.
+    """
     StartExperiment: _aio.UnaryUnaryMultiCallable[_experiment_pb2.StartExperimentRequest, _experiment_pb2.Experiment]  # type: ignore[assignment]
     """--- experiments ---
-    Splits the model's traffic between control and treatment; FAILED_PRECONDITION while a
-    deployment or another experiment of the model is active.
+
+    Splits the model's traffic between control and treatment, sticky by request key.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad model, version, treatment_percent, metric or min_effect; NOT_FOUND
+    for an unknown model or version; FAILED_PRECONDITION while a deployment or another experiment of the
+    model is active, for an archived version, or a control that is not the live version.
     """
     GetExperiment: _aio.UnaryUnaryMultiCallable[_experiment_pb2.GetExperimentRequest, _experiment_pb2.Experiment]  # type: ignore[assignment]
+    """One experiment with its current result.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown experiment.
+    """
     ListExperiments: _aio.UnaryUnaryMultiCallable[_experiment_pb2.ListExperimentsRequest, _experiment_pb2.ListExperimentsResponse]  # type: ignore[assignment]
+    """Experiments newest first, paginated; filter by model and states.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad model, state, page_size or page_token.
+    """
     StopExperiment: _aio.UnaryUnaryMultiCallable[_experiment_pb2.StopExperimentRequest, _experiment_pb2.Experiment]  # type: ignore[assignment]
-    """All traffic back on control, or (promote_winner) a canary deployment of the winner."""
+    """All traffic back on control, or (promote_winner) a canary deployment of the winner.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+    experiment; FAILED_PRECONDITION once it is stopped, for promote_winner without a significant winner,
+    or when the winner's canary cannot start (traffic is then back on control).
+    """
     GetDriftReport: _aio.UnaryUnaryMultiCallable[_drift_pb2.GetDriftReportRequest, _drift_pb2.DriftReport]  # type: ignore[assignment]
-    """--- drift ---"""
+    """--- drift ---
+
+    A model version's data, prior and concept drift over a window, against its reference profile.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad model or version, or a window not positive or longer than drift is
+    kept; NOT_FOUND for an unknown model or version; FAILED_PRECONDITION when no version is named and the
+    model has no live version.
+    """
     ListAlerts: _aio.UnaryUnaryMultiCallable[_alert_pb2.ListAlertsRequest, _alert_pb2.ListAlertsResponse]  # type: ignore[assignment]
     """--- alerts ---
+
     Filters (minimum severity, state, model, kind, time range), newest first, paginated.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad filter value, until not after since, or a bad page_size or
+    page_token.
     """
     GetAlert: _aio.UnaryUnaryMultiCallable[_alert_pb2.GetAlertRequest, _alert_pb2.Alert]  # type: ignore[assignment]
+    """One alert, saying whether a silence matches it now.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown alert.
+    """
     AcknowledgeAlert: _aio.UnaryUnaryMultiCallable[_alert_pb2.AcknowledgeAlertRequest, _alert_pb2.Alert]  # type: ignore[assignment]
-    """Records who and when; idempotent."""
+    """Records who and when; idempotent (acknowledging again returns the alert as it is).
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown alert.
+    """
     StreamAlerts: _aio.UnaryStreamMultiCallable[_alert_pb2.StreamAlertsRequest, _alert_pb2.AlertEvent]  # type: ignore[assignment]
-    """Alert events after a cursor (replayed from the database), then live ones: no gap, no duplicate."""
+    """Server stream: alert events after a cursor (replayed from the database), then live ones: no gap, no
+    duplicate. The initial metadata carries the cursor the stream starts after.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a negative after_cursor, a bad model or an unknown min_severity.
+    """
     CreateSilence: _aio.UnaryUnaryMultiCallable[_alert_pb2.CreateSilenceRequest, _alert_pb2.Silence]  # type: ignore[assignment]
+    """Silences matching alerts for a while: they are recorded and streamed, not notified.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for no matcher, a version without model, a missing or out-of-range duration
+    (at most 90 days), a missing or too long comment, or an unknown kind or severity.
+    """
     ListSilences: _aio.UnaryUnaryMultiCallable[_alert_pb2.ListSilencesRequest, _alert_pb2.ListSilencesResponse]  # type: ignore[assignment]
+    """Active silences (and expired ones on request), newest first.
+    Role: viewer.
+    Errors: only the common ones.
+    """
     ExpireSilence: _aio.UnaryUnaryMultiCallable[_alert_pb2.ExpireSilenceRequest, _alert_pb2.Silence]  # type: ignore[assignment]
+    """Ends a silence now.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown silence.
+    """
     TestNotifications: _aio.UnaryUnaryMultiCallable[_alert_pb2.TestNotificationsRequest, _alert_pb2.TestNotificationsResponse]  # type: ignore[assignment]
-    """Sends a test message to every configured destination (or the one URL given); admin."""
+    """Sends a test message to every configured destination (or the one URL given) and reports each outcome.
+    Role: admin (it sends messages to any URL the caller names).
+    Errors: INVALID_ARGUMENT for a url that is not a valid Apprise URL or is over 4096 characters;
+    FAILED_PRECONDITION when no url is given and no destination is configured.
+    """
+    RegisterPipeline: _aio.UnaryUnaryMultiCallable[_pipeline_pb2.RegisterPipelineRequest, _pipeline_pb2.RegisterPipelineResponse]  # type: ignore[assignment]
+    """--- pipelines ---
+
+    Registers a pipeline service (idempotent for the same name: updates its models, version and labels).
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad name, model or label.
+    """
+    ReportPipelineStatus: _aio.UnaryUnaryMultiCallable[_pipeline_pb2.ReportPipelineStatusRequest, _pipeline_pb2.Pipeline]  # type: ignore[assignment]
+    """The pipeline's state, job, progress and last result; also marks it seen (no longer stale).
+    Role: operator.
+    Errors: NOT_FOUND for an unknown pipeline; INVALID_ARGUMENT for a missing state or progress outside
+    0-100.
+    """
+    ListPipelines: _aio.UnaryUnaryMultiCallable[_pipeline_pb2.ListPipelinesRequest, _pipeline_pb2.ListPipelinesResponse]  # type: ignore[assignment]
+    """Pipelines by name, paginated; filter by model.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad model, page_size or page_token.
+    """
+    GetPipeline: _aio.UnaryUnaryMultiCallable[_pipeline_pb2.GetPipelineRequest, _pipeline_pb2.Pipeline]  # type: ignore[assignment]
+    """One pipeline, with whether it is stale.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad name; NOT_FOUND for an unknown pipeline.
+    """
+    SendPipelineCommand: _aio.UnaryUnaryMultiCallable[_pipeline_pb2.SendPipelineCommandRequest, _pipeline_pb2.PipelineCommand]  # type: ignore[assignment]
+    """Queues a command for a pipeline; its open WatchPipelineCommands streams send it at once.
+    Role: operator.
+    Errors: NOT_FOUND for an unknown pipeline; INVALID_ARGUMENT for a missing kind, config that is not
+    JSON, or then_deploy without a model; FAILED_PRECONDITION while another OPTIMIZE of the same model is
+    open (the message names it), or for a model the pipeline does not serve.
+    """
+    WatchPipelineCommands: _aio.UnaryStreamMultiCallable[_pipeline_pb2.WatchPipelineCommandsRequest, _pipeline_pb2.PipelineCommand]  # type: ignore[assignment]
+    """Server stream a pipeline holds open: every command it has not acknowledged, then new ones as they
+    are sent; each marked DELIVERED when sent.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad pipeline name; NOT_FOUND for an unknown pipeline.
+    """
+    UpdatePipelineCommand: _aio.UnaryUnaryMultiCallable[_pipeline_pb2.UpdatePipelineCommandRequest, _pipeline_pb2.PipelineCommand]  # type: ignore[assignment]
+    """The pipeline advances a command: ACKNOWLEDGED, then SUCCEEDED or FAILED.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad id or a state other than those three; NOT_FOUND for an unknown
+    command; FAILED_PRECONDITION for a move its lifecycle does not allow (acknowledged twice, cancelled,
+    expired).
+    """
+    GetPipelineCommand: _aio.UnaryUnaryMultiCallable[_pipeline_pb2.GetPipelineCommandRequest, _pipeline_pb2.PipelineCommand]  # type: ignore[assignment]
+    """One command and what became of it.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown command.
+    """
+    CancelPipelineCommand: _aio.UnaryUnaryMultiCallable[_pipeline_pb2.CancelPipelineCommandRequest, _pipeline_pb2.PipelineCommand]  # type: ignore[assignment]
+    """An operator gives up on a command that has not ended.
+    Role: operator.
+    Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+    command; FAILED_PRECONDITION once it is final.
+    """
+    ListPipelineCommands: _aio.UnaryUnaryMultiCallable[_pipeline_pb2.ListPipelineCommandsRequest, _pipeline_pb2.ListPipelineCommandsResponse]  # type: ignore[assignment]
+    """Commands newest first, paginated; filter by pipeline and states.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad pipeline name, state, page_size or page_token; NOT_FOUND for an
+    unknown pipeline.
+    """
     GetSystemStatus: _aio.UnaryUnaryMultiCallable[_system_pb2.GetSystemStatusRequest, _system_pb2.SystemStatus]  # type: ignore[assignment]
-    """--- system ---"""
+    """--- system ---
+
+    The controller's health: process, host, database, components, notifications and open alerts. It
+    answers even when the database does not (database.reachable says so).
+    Role: viewer.
+    Errors: only the common ones.
+    """
     RestartSystem: _aio.UnaryUnaryMultiCallable[_system_pb2.RestartSystemRequest, _system_pb2.RestartSystemResponse]  # type: ignore[assignment]
+    """Reloads the configuration and restarts the background components in place; keys that need a process
+    restart are reported, not applied.
+    Role: admin.
+    Errors: INVALID_ARGUMENT for a reason over 500 characters; FAILED_PRECONDITION when the new
+    configuration is invalid (nothing is restarted then).
+    """
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_system_pb2.ListAuditEventsRequest, _system_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
+    """The audit log newest first, paginated; filter by RPC, token and outcome.
+    Role: viewer.
+    Errors: INVALID_ARGUMENT for a bad page_size or page_token.
+    """
     CreateToken: _aio.UnaryUnaryMultiCallable[_system_pb2.CreateTokenRequest, _system_pb2.CreateTokenResponse]  # type: ignore[assignment]
+    """Creates a bearer token; its secret is in this response only.
+    Role: admin.
+    Errors: INVALID_ARGUMENT for a missing or too long name, a missing role, or a ttl not positive or
+    over 100 years.
+    """
     RevokeToken: _aio.UnaryUnaryMultiCallable[_system_pb2.RevokeTokenRequest, _system_pb2.Token]  # type: ignore[assignment]
+    """Revokes a token: it stops authenticating at once.
+    Role: admin.
+    Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown token;
+    FAILED_PRECONDITION when it is already revoked or is the last admin token.
+    """
     ListTokens: _aio.UnaryUnaryMultiCallable[_system_pb2.ListTokensRequest, _system_pb2.ListTokensResponse]  # type: ignore[assignment]
+    """Every token without its secret (only hashes are stored).
+    Role: admin (it reads, but names every credential).
+    Errors: only the common ones.
+    """
 
 class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
-    """The modelctl control plane. Every call carries "authorization: Bearer <token>"
-    unless auth is disabled; the role each call needs is in docs/architecture.md.
+    """The modelctl control plane: one service for the model lifecycle, rollouts, the data plane, telemetry,
+    experiments, drift, alerts, pipelines and the controller itself.
+
+    Every call carries "authorization: Bearer <token>" unless auth is disabled, and each RPC below names
+    the role its token needs (viewer < operator < admin: each role may do what the ones below it may).
+    Besides the errors each RPC lists, any call may return: UNAUTHENTICATED for a missing, unknown, revoked
+    or expired token; PERMISSION_DENIED when the token's role is below the RPC's; RESOURCE_EXHAUSTED for a
+    request message above its size limit (256 KiB; 4 MiB for ReportMetrics and UploadArtifact chunks);
+    INVALID_ARGUMENT for a repeated field or map with more than 10000 entries; UNAVAILABLE while the database
+    cannot be reached (retry). Every INVALID_ARGUMENT carries a google.rpc.BadRequest detail naming each bad
+    field. Mutating calls, and every refused call, are written to the audit log.
+    --- lifecycle ---
     """
 
     @_abc_1.abstractmethod
@@ -190,7 +709,13 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _registry_pb2.RegisterModelRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.RegisterModelResponse, _abc.Awaitable[_registry_pb2.RegisterModelResponse]]:
-        """--- lifecycle ---"""
+        """Registers a new, immutable version of a model; the model is created with its first version. When
+        the model already has registry.max_versions versions, the oldest unused ones are archived.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad name, version, artifact_uri, sha256 or metadata, an uploaded
+        artifact_uri that does not exist, or a sha256 that differs from the uploaded artifact's;
+        ALREADY_EXISTS when the version is already registered.
+        """
 
     @_abc_1.abstractmethod
     def UploadArtifact(
@@ -198,28 +723,48 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_registry_pb2.UploadArtifactRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.UploadArtifactResponse, _abc.Awaitable[_registry_pb2.UploadArtifactResponse]]:
-        """Client-streaming: one ArtifactHeader, then chunks; sha256-checked."""
+        """Client-streaming upload of an artifact: one ArtifactHeader, then chunks. The bytes are hashed while
+        stored and kept only if their sha256 matches the header's; a failed or cancelled upload leaves nothing.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a stream that does not start with a header, a header later on, a missing
+        or malformed sha256, a negative size, or bytes whose sha256 or size differ from the header's;
+        RESOURCE_EXHAUSTED for an artifact larger than registry.max_artifact_bytes.
+        """
 
     @_abc_1.abstractmethod
     def ListModels(
         self,
         request: _registry_pb2.ListModelsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_registry_pb2.ListModelsResponse, _abc.Awaitable[_registry_pb2.ListModelsResponse]]: ...
+    ) -> _typing.Union[_registry_pb2.ListModelsResponse, _abc.Awaitable[_registry_pb2.ListModelsResponse]]:
+        """Models by name with their versions, live version and traffic, paginated; filter by name prefix and tags.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad page_size, page_token or name_prefix.
+        """
 
     @_abc_1.abstractmethod
     def GetModel(
         self,
         request: _registry_pb2.GetModelRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_registry_pb2.Model, _abc.Awaitable[_registry_pb2.Model]]: ...
+    ) -> _typing.Union[_registry_pb2.Model, _abc.Awaitable[_registry_pb2.Model]]:
+        """One model with its versions (newest first), live version and traffic split.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad name; NOT_FOUND for a model never registered.
+        """
 
     @_abc_1.abstractmethod
     def ArchiveModelVersion(
         self,
         request: _registry_pb2.ArchiveModelVersionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_registry_pb2.ModelVersion, _abc.Awaitable[_registry_pb2.ModelVersion]]: ...
+    ) -> _typing.Union[_registry_pb2.ModelVersion, _abc.Awaitable[_registry_pb2.ModelVersion]]:
+        """Retires a version: kept for history, no longer deployable.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad name or version; NOT_FOUND for an unknown version;
+        FAILED_PRECONDITION when it is already archived, live, the rollback target, or part of a deployment or
+        experiment in progress.
+        """
 
     @_abc_1.abstractmethod
     def DeployModel(
@@ -228,7 +773,13 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_deployment_pb2.Deployment, _abc.Awaitable[_deployment_pb2.Deployment]]:
         """--- deployment ---
-        Starts a rollout; FAILED_PRECONDITION while another deployment of the model is active.
+
+        Starts a rollout of a version with a strategy; the reconcile loop takes its first step at once.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad model, version, strategy or params (each named, e.g.
+        params.steps); NOT_FOUND for an unknown model or version; FAILED_PRECONDITION while another deployment
+        or an experiment of the model is active, or for an archived or already live version, or a rolling
+        deployment of a model with no live instances.
         """
 
     @_abc_1.abstractmethod
@@ -237,21 +788,34 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _deployment_pb2.RollbackModelRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_deployment_pb2.Deployment, _abc.Awaitable[_deployment_pb2.Deployment]]:
-        """An immediate deployment back to the previous version (or to_version)."""
+        """An immediate deployment back to the previous version (or to_version), switched at once.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad model or to_version, or a reason over 500 characters; NOT_FOUND for
+        an unknown model or version; FAILED_PRECONDITION when there is no previous version to go back to, or
+        while another deployment or an experiment of the model is active.
+        """
 
     @_abc_1.abstractmethod
     def GetDeployment(
         self,
         request: _deployment_pb2.GetDeploymentRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_deployment_pb2.Deployment, _abc.Awaitable[_deployment_pb2.Deployment]]: ...
+    ) -> _typing.Union[_deployment_pb2.Deployment, _abc.Awaitable[_deployment_pb2.Deployment]]:
+        """One deployment with its latest gate evaluations and, while it runs, the gates' current verdicts.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown deployment.
+        """
 
     @_abc_1.abstractmethod
     def ListDeployments(
         self,
         request: _deployment_pb2.ListDeploymentsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_deployment_pb2.ListDeploymentsResponse, _abc.Awaitable[_deployment_pb2.ListDeploymentsResponse]]: ...
+    ) -> _typing.Union[_deployment_pb2.ListDeploymentsResponse, _abc.Awaitable[_deployment_pb2.ListDeploymentsResponse]]:
+        """Deployments newest first, paginated; filter by model and states.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad model, page_size or page_token.
+        """
 
     @_abc_1.abstractmethod
     def WatchDeployment(
@@ -259,7 +823,12 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _deployment_pb2.WatchDeploymentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_deployment_pb2.DeploymentEvent], _abc.AsyncIterator[_deployment_pb2.DeploymentEvent]]:
-        """Every event of the deployment (replayed after after_seq), then live ones, until a final state."""
+        """Server stream: every event of the deployment (replayed after after_seq), then live ones, until a final
+        state. Sequence numbers have no gaps, so a client that reconnects with its last seq misses nothing.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a missing or malformed id or a negative after_seq; NOT_FOUND for an
+        unknown deployment.
+        """
 
     @_abc_1.abstractmethod
     def PromoteDeployment(
@@ -267,21 +836,35 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _deployment_pb2.DeploymentActionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_deployment_pb2.Deployment, _abc.Awaitable[_deployment_pb2.Deployment]]:
-        """Skip the remaining steps: 100 % now."""
+        """Skip the remaining steps: 100 % now, and the new version is live.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+        deployment; FAILED_PRECONDITION when its state cannot move to SUCCEEDED (final, or rolling back).
+        """
 
     @_abc_1.abstractmethod
     def PauseDeployment(
         self,
         request: _deployment_pb2.DeploymentActionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_deployment_pb2.Deployment, _abc.Awaitable[_deployment_pb2.Deployment]]: ...
+    ) -> _typing.Union[_deployment_pb2.Deployment, _abc.Awaitable[_deployment_pb2.Deployment]]:
+        """Holds the deployment at its current step; critical gates still roll it back.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+        deployment; FAILED_PRECONDITION when it is not PROGRESSING.
+        """
 
     @_abc_1.abstractmethod
     def ResumeDeployment(
         self,
         request: _deployment_pb2.DeploymentActionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_deployment_pb2.Deployment, _abc.Awaitable[_deployment_pb2.Deployment]]: ...
+    ) -> _typing.Union[_deployment_pb2.Deployment, _abc.Awaitable[_deployment_pb2.Deployment]]:
+        """Continues a paused deployment; its current step is analysed again from now.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+        deployment; FAILED_PRECONDITION when it is not PAUSED.
+        """
 
     @_abc_1.abstractmethod
     def AbortDeployment(
@@ -289,7 +872,11 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _deployment_pb2.DeploymentActionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_deployment_pb2.Deployment, _abc.Awaitable[_deployment_pb2.Deployment]]:
-        """Traffic back to the previous version; state ABORTED."""
+        """Stops the deployment for good: traffic back to the previous version; state ABORTED.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+        deployment; FAILED_PRECONDITION once it is final or rolling back.
+        """
 
     @_abc_1.abstractmethod
     def GetTrafficSplit(
@@ -297,7 +884,12 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _deployment_pb2.GetTrafficSplitRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_deployment_pb2.TrafficSplit, _abc.Awaitable[_deployment_pb2.TrafficSplit]]:
-        """--- data plane ---"""
+        """--- data plane ---
+
+        Which version serves which share of the model's traffic now.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad model name; NOT_FOUND for an unknown model.
+        """
 
     @_abc_1.abstractmethod
     def WatchTrafficSplit(
@@ -305,21 +897,34 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _deployment_pb2.WatchTrafficSplitRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_deployment_pb2.TrafficSplit], _abc.AsyncIterator[_deployment_pb2.TrafficSplit]]:
-        """The current split first, then every change."""
+        """Server stream: the current split first, then every change.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad model name; NOT_FOUND for an unknown model.
+        """
 
     @_abc_1.abstractmethod
     def RegisterInstance(
         self,
         request: _deployment_pb2.RegisterInstanceRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_deployment_pb2.Instance, _abc.Awaitable[_deployment_pb2.Instance]]: ...
+    ) -> _typing.Union[_deployment_pb2.Instance, _abc.Awaitable[_deployment_pb2.Instance]]:
+        """A serving instance announces itself (idempotent); rolling deployments move registered instances.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad model, instance_id or address; NOT_FOUND for an unknown model.
+        """
 
     @_abc_1.abstractmethod
     def Heartbeat(
         self,
         request: _deployment_pb2.HeartbeatRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_deployment_pb2.HeartbeatResponse, _abc.Awaitable[_deployment_pb2.HeartbeatResponse]]: ...
+    ) -> _typing.Union[_deployment_pb2.HeartbeatResponse, _abc.Awaitable[_deployment_pb2.HeartbeatResponse]]:
+        """A serving instance says it is alive, which version it serves and whether it is healthy; the answer is
+        the version it must serve. An unhealthy instance on a new version rolls its batch back in this call.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad model, instance_id or loaded_version; NOT_FOUND for an instance
+        that is not registered.
+        """
 
     @_abc_1.abstractmethod
     def WatchAssignment(
@@ -327,7 +932,10 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _deployment_pb2.WatchAssignmentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_deployment_pb2.Assignment], _abc.AsyncIterator[_deployment_pb2.Assignment]]:
-        """The version the instance must load now, then every change."""
+        """Server stream: the version the instance must load now, then every change.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad model name; NOT_FOUND for an instance that is not registered.
+        """
 
     @_abc_1.abstractmethod
     def ReportMetrics(
@@ -335,7 +943,16 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _deployment_pb2.ReportMetricsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_deployment_pb2.ReportMetricsResponse, _abc.Awaitable[_deployment_pb2.ReportMetricsResponse]]:
-        """--- telemetry ---"""
+        """--- telemetry ---
+
+        Batched samples per model version: traffic feeds the gates, features, predictions and quality feed
+        drift, outcomes feed experiments. A report is validated whole and taken whole or not at all; a critical
+        gate it breaches rolls the deployment back before the call returns.
+        Role: operator.
+        Errors: INVALID_ARGUMENT naming every bad field (no samples, over 1000 samples, errors above
+        requests, non-finite values, a feature both numeric and categorical or changing type, ...); NOT_FOUND
+        for a model version that is not registered.
+        """
 
     @_abc_1.abstractmethod
     def StartExperiment(
@@ -344,8 +961,12 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_experiment_pb2.Experiment, _abc.Awaitable[_experiment_pb2.Experiment]]:
         """--- experiments ---
-        Splits the model's traffic between control and treatment; FAILED_PRECONDITION while a
-        deployment or another experiment of the model is active.
+
+        Splits the model's traffic between control and treatment, sticky by request key.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad model, version, treatment_percent, metric or min_effect; NOT_FOUND
+        for an unknown model or version; FAILED_PRECONDITION while a deployment or another experiment of the
+        model is active, for an archived version, or a control that is not the live version.
         """
 
     @_abc_1.abstractmethod
@@ -353,14 +974,22 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _experiment_pb2.GetExperimentRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_experiment_pb2.Experiment, _abc.Awaitable[_experiment_pb2.Experiment]]: ...
+    ) -> _typing.Union[_experiment_pb2.Experiment, _abc.Awaitable[_experiment_pb2.Experiment]]:
+        """One experiment with its current result.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown experiment.
+        """
 
     @_abc_1.abstractmethod
     def ListExperiments(
         self,
         request: _experiment_pb2.ListExperimentsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_experiment_pb2.ListExperimentsResponse, _abc.Awaitable[_experiment_pb2.ListExperimentsResponse]]: ...
+    ) -> _typing.Union[_experiment_pb2.ListExperimentsResponse, _abc.Awaitable[_experiment_pb2.ListExperimentsResponse]]:
+        """Experiments newest first, paginated; filter by model and states.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad model, state, page_size or page_token.
+        """
 
     @_abc_1.abstractmethod
     def StopExperiment(
@@ -368,7 +997,12 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _experiment_pb2.StopExperimentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_experiment_pb2.Experiment, _abc.Awaitable[_experiment_pb2.Experiment]]:
-        """All traffic back on control, or (promote_winner) a canary deployment of the winner."""
+        """All traffic back on control, or (promote_winner) a canary deployment of the winner.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+        experiment; FAILED_PRECONDITION once it is stopped, for promote_winner without a significant winner,
+        or when the winner's canary cannot start (traffic is then back on control).
+        """
 
     @_abc_1.abstractmethod
     def GetDriftReport(
@@ -376,7 +1010,14 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _drift_pb2.GetDriftReportRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_drift_pb2.DriftReport, _abc.Awaitable[_drift_pb2.DriftReport]]:
-        """--- drift ---"""
+        """--- drift ---
+
+        A model version's data, prior and concept drift over a window, against its reference profile.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad model or version, or a window not positive or longer than drift is
+        kept; NOT_FOUND for an unknown model or version; FAILED_PRECONDITION when no version is named and the
+        model has no live version.
+        """
 
     @_abc_1.abstractmethod
     def ListAlerts(
@@ -385,7 +1026,11 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_alert_pb2.ListAlertsResponse, _abc.Awaitable[_alert_pb2.ListAlertsResponse]]:
         """--- alerts ---
+
         Filters (minimum severity, state, model, kind, time range), newest first, paginated.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad filter value, until not after since, or a bad page_size or
+        page_token.
         """
 
     @_abc_1.abstractmethod
@@ -393,7 +1038,11 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _alert_pb2.GetAlertRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_alert_pb2.Alert, _abc.Awaitable[_alert_pb2.Alert]]: ...
+    ) -> _typing.Union[_alert_pb2.Alert, _abc.Awaitable[_alert_pb2.Alert]]:
+        """One alert, saying whether a silence matches it now.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown alert.
+        """
 
     @_abc_1.abstractmethod
     def AcknowledgeAlert(
@@ -401,7 +1050,10 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _alert_pb2.AcknowledgeAlertRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_alert_pb2.Alert, _abc.Awaitable[_alert_pb2.Alert]]:
-        """Records who and when; idempotent."""
+        """Records who and when; idempotent (acknowledging again returns the alert as it is).
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown alert.
+        """
 
     @_abc_1.abstractmethod
     def StreamAlerts(
@@ -409,28 +1061,45 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _alert_pb2.StreamAlertsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_alert_pb2.AlertEvent], _abc.AsyncIterator[_alert_pb2.AlertEvent]]:
-        """Alert events after a cursor (replayed from the database), then live ones: no gap, no duplicate."""
+        """Server stream: alert events after a cursor (replayed from the database), then live ones: no gap, no
+        duplicate. The initial metadata carries the cursor the stream starts after.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a negative after_cursor, a bad model or an unknown min_severity.
+        """
 
     @_abc_1.abstractmethod
     def CreateSilence(
         self,
         request: _alert_pb2.CreateSilenceRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_alert_pb2.Silence, _abc.Awaitable[_alert_pb2.Silence]]: ...
+    ) -> _typing.Union[_alert_pb2.Silence, _abc.Awaitable[_alert_pb2.Silence]]:
+        """Silences matching alerts for a while: they are recorded and streamed, not notified.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for no matcher, a version without model, a missing or out-of-range duration
+        (at most 90 days), a missing or too long comment, or an unknown kind or severity.
+        """
 
     @_abc_1.abstractmethod
     def ListSilences(
         self,
         request: _alert_pb2.ListSilencesRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_alert_pb2.ListSilencesResponse, _abc.Awaitable[_alert_pb2.ListSilencesResponse]]: ...
+    ) -> _typing.Union[_alert_pb2.ListSilencesResponse, _abc.Awaitable[_alert_pb2.ListSilencesResponse]]:
+        """Active silences (and expired ones on request), newest first.
+        Role: viewer.
+        Errors: only the common ones.
+        """
 
     @_abc_1.abstractmethod
     def ExpireSilence(
         self,
         request: _alert_pb2.ExpireSilenceRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_alert_pb2.Silence, _abc.Awaitable[_alert_pb2.Silence]]: ...
+    ) -> _typing.Union[_alert_pb2.Silence, _abc.Awaitable[_alert_pb2.Silence]]:
+        """Ends a silence now.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown silence.
+        """
 
     @_abc_1.abstractmethod
     def TestNotifications(
@@ -438,7 +1107,131 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _alert_pb2.TestNotificationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_alert_pb2.TestNotificationsResponse, _abc.Awaitable[_alert_pb2.TestNotificationsResponse]]:
-        """Sends a test message to every configured destination (or the one URL given); admin."""
+        """Sends a test message to every configured destination (or the one URL given) and reports each outcome.
+        Role: admin (it sends messages to any URL the caller names).
+        Errors: INVALID_ARGUMENT for a url that is not a valid Apprise URL or is over 4096 characters;
+        FAILED_PRECONDITION when no url is given and no destination is configured.
+        """
+
+    @_abc_1.abstractmethod
+    def RegisterPipeline(
+        self,
+        request: _pipeline_pb2.RegisterPipelineRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pipeline_pb2.RegisterPipelineResponse, _abc.Awaitable[_pipeline_pb2.RegisterPipelineResponse]]:
+        """--- pipelines ---
+
+        Registers a pipeline service (idempotent for the same name: updates its models, version and labels).
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad name, model or label.
+        """
+
+    @_abc_1.abstractmethod
+    def ReportPipelineStatus(
+        self,
+        request: _pipeline_pb2.ReportPipelineStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pipeline_pb2.Pipeline, _abc.Awaitable[_pipeline_pb2.Pipeline]]:
+        """The pipeline's state, job, progress and last result; also marks it seen (no longer stale).
+        Role: operator.
+        Errors: NOT_FOUND for an unknown pipeline; INVALID_ARGUMENT for a missing state or progress outside
+        0-100.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPipelines(
+        self,
+        request: _pipeline_pb2.ListPipelinesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pipeline_pb2.ListPipelinesResponse, _abc.Awaitable[_pipeline_pb2.ListPipelinesResponse]]:
+        """Pipelines by name, paginated; filter by model.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad model, page_size or page_token.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPipeline(
+        self,
+        request: _pipeline_pb2.GetPipelineRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pipeline_pb2.Pipeline, _abc.Awaitable[_pipeline_pb2.Pipeline]]:
+        """One pipeline, with whether it is stale.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad name; NOT_FOUND for an unknown pipeline.
+        """
+
+    @_abc_1.abstractmethod
+    def SendPipelineCommand(
+        self,
+        request: _pipeline_pb2.SendPipelineCommandRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pipeline_pb2.PipelineCommand, _abc.Awaitable[_pipeline_pb2.PipelineCommand]]:
+        """Queues a command for a pipeline; its open WatchPipelineCommands streams send it at once.
+        Role: operator.
+        Errors: NOT_FOUND for an unknown pipeline; INVALID_ARGUMENT for a missing kind, config that is not
+        JSON, or then_deploy without a model; FAILED_PRECONDITION while another OPTIMIZE of the same model is
+        open (the message names it), or for a model the pipeline does not serve.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchPipelineCommands(
+        self,
+        request: _pipeline_pb2.WatchPipelineCommandsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_pipeline_pb2.PipelineCommand], _abc.AsyncIterator[_pipeline_pb2.PipelineCommand]]:
+        """Server stream a pipeline holds open: every command it has not acknowledged, then new ones as they
+        are sent; each marked DELIVERED when sent.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad pipeline name; NOT_FOUND for an unknown pipeline.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdatePipelineCommand(
+        self,
+        request: _pipeline_pb2.UpdatePipelineCommandRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pipeline_pb2.PipelineCommand, _abc.Awaitable[_pipeline_pb2.PipelineCommand]]:
+        """The pipeline advances a command: ACKNOWLEDGED, then SUCCEEDED or FAILED.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad id or a state other than those three; NOT_FOUND for an unknown
+        command; FAILED_PRECONDITION for a move its lifecycle does not allow (acknowledged twice, cancelled,
+        expired).
+        """
+
+    @_abc_1.abstractmethod
+    def GetPipelineCommand(
+        self,
+        request: _pipeline_pb2.GetPipelineCommandRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pipeline_pb2.PipelineCommand, _abc.Awaitable[_pipeline_pb2.PipelineCommand]]:
+        """One command and what became of it.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown command.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelPipelineCommand(
+        self,
+        request: _pipeline_pb2.CancelPipelineCommandRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pipeline_pb2.PipelineCommand, _abc.Awaitable[_pipeline_pb2.PipelineCommand]]:
+        """An operator gives up on a command that has not ended.
+        Role: operator.
+        Errors: INVALID_ARGUMENT for a bad id or a reason over 500 characters; NOT_FOUND for an unknown
+        command; FAILED_PRECONDITION once it is final.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPipelineCommands(
+        self,
+        request: _pipeline_pb2.ListPipelineCommandsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pipeline_pb2.ListPipelineCommandsResponse, _abc.Awaitable[_pipeline_pb2.ListPipelineCommandsResponse]]:
+        """Commands newest first, paginated; filter by pipeline and states.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad pipeline name, state, page_size or page_token; NOT_FOUND for an
+        unknown pipeline.
+        """
 
     @_abc_1.abstractmethod
     def GetSystemStatus(
@@ -446,41 +1239,71 @@ class ModelControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _system_pb2.GetSystemStatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_system_pb2.SystemStatus, _abc.Awaitable[_system_pb2.SystemStatus]]:
-        """--- system ---"""
+        """--- system ---
+
+        The controller's health: process, host, database, components, notifications and open alerts. It
+        answers even when the database does not (database.reachable says so).
+        Role: viewer.
+        Errors: only the common ones.
+        """
 
     @_abc_1.abstractmethod
     def RestartSystem(
         self,
         request: _system_pb2.RestartSystemRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_system_pb2.RestartSystemResponse, _abc.Awaitable[_system_pb2.RestartSystemResponse]]: ...
+    ) -> _typing.Union[_system_pb2.RestartSystemResponse, _abc.Awaitable[_system_pb2.RestartSystemResponse]]:
+        """Reloads the configuration and restarts the background components in place; keys that need a process
+        restart are reported, not applied.
+        Role: admin.
+        Errors: INVALID_ARGUMENT for a reason over 500 characters; FAILED_PRECONDITION when the new
+        configuration is invalid (nothing is restarted then).
+        """
 
     @_abc_1.abstractmethod
     def ListAuditEvents(
         self,
         request: _system_pb2.ListAuditEventsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_system_pb2.ListAuditEventsResponse, _abc.Awaitable[_system_pb2.ListAuditEventsResponse]]: ...
+    ) -> _typing.Union[_system_pb2.ListAuditEventsResponse, _abc.Awaitable[_system_pb2.ListAuditEventsResponse]]:
+        """The audit log newest first, paginated; filter by RPC, token and outcome.
+        Role: viewer.
+        Errors: INVALID_ARGUMENT for a bad page_size or page_token.
+        """
 
     @_abc_1.abstractmethod
     def CreateToken(
         self,
         request: _system_pb2.CreateTokenRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_system_pb2.CreateTokenResponse, _abc.Awaitable[_system_pb2.CreateTokenResponse]]: ...
+    ) -> _typing.Union[_system_pb2.CreateTokenResponse, _abc.Awaitable[_system_pb2.CreateTokenResponse]]:
+        """Creates a bearer token; its secret is in this response only.
+        Role: admin.
+        Errors: INVALID_ARGUMENT for a missing or too long name, a missing role, or a ttl not positive or
+        over 100 years.
+        """
 
     @_abc_1.abstractmethod
     def RevokeToken(
         self,
         request: _system_pb2.RevokeTokenRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_system_pb2.Token, _abc.Awaitable[_system_pb2.Token]]: ...
+    ) -> _typing.Union[_system_pb2.Token, _abc.Awaitable[_system_pb2.Token]]:
+        """Revokes a token: it stops authenticating at once.
+        Role: admin.
+        Errors: INVALID_ARGUMENT for a missing or malformed id; NOT_FOUND for an unknown token;
+        FAILED_PRECONDITION when it is already revoked or is the last admin token.
+        """
 
     @_abc_1.abstractmethod
     def ListTokens(
         self,
         request: _system_pb2.ListTokensRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_system_pb2.ListTokensResponse, _abc.Awaitable[_system_pb2.ListTokensResponse]]: ...
+    ) -> _typing.Union[_system_pb2.ListTokensResponse, _abc.Awaitable[_system_pb2.ListTokensResponse]]:
+        """Every token without its secret (only hashes are stored).
+        Role: admin (it reads, but names every credential).
+        Errors: only the common ones.
+        """
 
 def add_ModelControllerServicer_to_server(servicer: ModelControllerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

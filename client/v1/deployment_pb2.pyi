@@ -28,6 +28,7 @@ class _DeploymentStrategy:
 class _DeploymentStrategyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeploymentStrategy.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     DEPLOYMENT_STRATEGY_UNSPECIFIED: _DeploymentStrategy.ValueType  # 0
+    """Never valid in a request."""
     DEPLOYMENT_STRATEGY_IMMEDIATE: _DeploymentStrategy.ValueType  # 1
     """100 % at once, watched for the bake time, rolled back on breach."""
     DEPLOYMENT_STRATEGY_BLUE_GREEN: _DeploymentStrategy.ValueType  # 2
@@ -37,9 +38,11 @@ class _DeploymentStrategyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_De
     DEPLOYMENT_STRATEGY_ROLLING: _DeploymentStrategy.ValueType  # 4
     """Serving instances switch in batches."""
 
-class DeploymentStrategy(_DeploymentStrategy, metaclass=_DeploymentStrategyEnumTypeWrapper): ...
+class DeploymentStrategy(_DeploymentStrategy, metaclass=_DeploymentStrategyEnumTypeWrapper):
+    """How a deployment moves traffic to the new version."""
 
 DEPLOYMENT_STRATEGY_UNSPECIFIED: DeploymentStrategy.ValueType  # 0
+"""Never valid in a request."""
 DEPLOYMENT_STRATEGY_IMMEDIATE: DeploymentStrategy.ValueType  # 1
 """100 % at once, watched for the bake time, rolled back on breach."""
 DEPLOYMENT_STRATEGY_BLUE_GREEN: DeploymentStrategy.ValueType  # 2
@@ -57,26 +60,47 @@ class _DeploymentState:
 class _DeploymentStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeploymentState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     DEPLOYMENT_STATE_UNSPECIFIED: _DeploymentState.ValueType  # 0
+    """Never stored; in a filter, any state."""
     DEPLOYMENT_STATE_PENDING: _DeploymentState.ValueType  # 1
+    """Created and stored; no traffic has moved yet."""
     DEPLOYMENT_STATE_PROGRESSING: _DeploymentState.ValueType  # 2
+    """Under way: traffic or instances are moving to the new version, gates are watched."""
     DEPLOYMENT_STATE_PAUSED: _DeploymentState.ValueType  # 3
+    """Held at its current step by an operator; critical gates still roll it back."""
     DEPLOYMENT_STATE_SUCCEEDED: _DeploymentState.ValueType  # 4
+    """The new version is live and takes all traffic. Final."""
     DEPLOYMENT_STATE_ROLLING_BACK: _DeploymentState.ValueType  # 5
+    """Traffic is back on the previous version; waiting for serving instances to confirm it."""
     DEPLOYMENT_STATE_ROLLED_BACK: _DeploymentState.ValueType  # 6
+    """A gate failed and the previous version serves again. Final."""
     DEPLOYMENT_STATE_ABORTED: _DeploymentState.ValueType  # 7
+    """Stopped by an operator; the previous version serves again. Final."""
     DEPLOYMENT_STATE_FAILED: _DeploymentState.ValueType  # 8
+    """Could not finish (no samples by the progress deadline, a rollback that did not complete). Final."""
 
-class DeploymentState(_DeploymentState, metaclass=_DeploymentStateEnumTypeWrapper): ...
+class DeploymentState(_DeploymentState, metaclass=_DeploymentStateEnumTypeWrapper):
+    """Where a deployment is in its life. The last four are final; a model has at most one deployment
+    that is not final.
+    """
 
 DEPLOYMENT_STATE_UNSPECIFIED: DeploymentState.ValueType  # 0
+"""Never stored; in a filter, any state."""
 DEPLOYMENT_STATE_PENDING: DeploymentState.ValueType  # 1
+"""Created and stored; no traffic has moved yet."""
 DEPLOYMENT_STATE_PROGRESSING: DeploymentState.ValueType  # 2
+"""Under way: traffic or instances are moving to the new version, gates are watched."""
 DEPLOYMENT_STATE_PAUSED: DeploymentState.ValueType  # 3
+"""Held at its current step by an operator; critical gates still roll it back."""
 DEPLOYMENT_STATE_SUCCEEDED: DeploymentState.ValueType  # 4
+"""The new version is live and takes all traffic. Final."""
 DEPLOYMENT_STATE_ROLLING_BACK: DeploymentState.ValueType  # 5
+"""Traffic is back on the previous version; waiting for serving instances to confirm it."""
 DEPLOYMENT_STATE_ROLLED_BACK: DeploymentState.ValueType  # 6
+"""A gate failed and the previous version serves again. Final."""
 DEPLOYMENT_STATE_ABORTED: DeploymentState.ValueType  # 7
+"""Stopped by an operator; the previous version serves again. Final."""
 DEPLOYMENT_STATE_FAILED: DeploymentState.ValueType  # 8
+"""Could not finish (no samples by the progress deadline, a rollback that did not complete). Final."""
 Global___DeploymentState: _TypeAlias = DeploymentState  # noqa: Y015
 
 class _GateVerdict:
@@ -86,16 +110,23 @@ class _GateVerdict:
 class _GateVerdictEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_GateVerdict.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     GATE_VERDICT_UNSPECIFIED: _GateVerdict.ValueType  # 0
+    """Never stored."""
     GATE_VERDICT_PASS: _GateVerdict.ValueType  # 1
+    """Within its threshold, on enough samples."""
     GATE_VERDICT_FAIL: _GateVerdict.ValueType  # 2
+    """Beyond its threshold: counts toward failure_limit, or rolls back at once when critical."""
     GATE_VERDICT_WAIT: _GateVerdict.ValueType  # 3
     """Too few samples yet: a gate never passes on no data."""
 
-class GateVerdict(_GateVerdict, metaclass=_GateVerdictEnumTypeWrapper): ...
+class GateVerdict(_GateVerdict, metaclass=_GateVerdictEnumTypeWrapper):
+    """The outcome of one gate over one window."""
 
 GATE_VERDICT_UNSPECIFIED: GateVerdict.ValueType  # 0
+"""Never stored."""
 GATE_VERDICT_PASS: GateVerdict.ValueType  # 1
+"""Within its threshold, on enough samples."""
 GATE_VERDICT_FAIL: GateVerdict.ValueType  # 2
+"""Beyond its threshold: counts toward failure_limit, or rolls back at once when critical."""
 GATE_VERDICT_WAIT: GateVerdict.ValueType  # 3
 """Too few samples yet: a gate never passes on no data."""
 Global___GateVerdict: _TypeAlias = GateVerdict  # noqa: Y015
@@ -107,6 +138,7 @@ class _DeploymentEventKind:
 class _DeploymentEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeploymentEventKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     DEPLOYMENT_EVENT_KIND_UNSPECIFIED: _DeploymentEventKind.ValueType  # 0
+    """Never sent."""
     DEPLOYMENT_EVENT_KIND_CREATED: _DeploymentEventKind.ValueType  # 1
     """Stored as PENDING."""
     DEPLOYMENT_EVENT_KIND_STEP_STARTED: _DeploymentEventKind.ValueType  # 2
@@ -116,17 +148,25 @@ class _DeploymentEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_D
     DEPLOYMENT_EVENT_KIND_INSTANCE_LOST: _DeploymentEventKind.ValueType  # 4
     """A serving instance stopped sending heartbeats and is no longer counted."""
     DEPLOYMENT_EVENT_KIND_PAUSED: _DeploymentEventKind.ValueType  # 5
+    """Paused by an operator."""
     DEPLOYMENT_EVENT_KIND_RESUMED: _DeploymentEventKind.ValueType  # 6
+    """Resumed by an operator; the step's analysis starts again."""
     DEPLOYMENT_EVENT_KIND_ROLLBACK_STARTED: _DeploymentEventKind.ValueType  # 7
     """Traffic is back on the previous version."""
     DEPLOYMENT_EVENT_KIND_ROLLED_BACK: _DeploymentEventKind.ValueType  # 8
+    """The rollback is complete (state ROLLED_BACK). Final."""
     DEPLOYMENT_EVENT_KIND_SUCCEEDED: _DeploymentEventKind.ValueType  # 9
+    """The new version is live (state SUCCEEDED). Final."""
     DEPLOYMENT_EVENT_KIND_ABORTED: _DeploymentEventKind.ValueType  # 10
+    """Aborted by an operator (state ABORTED). Final."""
     DEPLOYMENT_EVENT_KIND_FAILED: _DeploymentEventKind.ValueType  # 11
+    """It could not finish (state FAILED). Final."""
 
-class DeploymentEventKind(_DeploymentEventKind, metaclass=_DeploymentEventKindEnumTypeWrapper): ...
+class DeploymentEventKind(_DeploymentEventKind, metaclass=_DeploymentEventKindEnumTypeWrapper):
+    """What happened to a deployment, in a WatchDeployment event."""
 
 DEPLOYMENT_EVENT_KIND_UNSPECIFIED: DeploymentEventKind.ValueType  # 0
+"""Never sent."""
 DEPLOYMENT_EVENT_KIND_CREATED: DeploymentEventKind.ValueType  # 1
 """Stored as PENDING."""
 DEPLOYMENT_EVENT_KIND_STEP_STARTED: DeploymentEventKind.ValueType  # 2
@@ -136,13 +176,19 @@ DEPLOYMENT_EVENT_KIND_GATE_FAILED: DeploymentEventKind.ValueType  # 3
 DEPLOYMENT_EVENT_KIND_INSTANCE_LOST: DeploymentEventKind.ValueType  # 4
 """A serving instance stopped sending heartbeats and is no longer counted."""
 DEPLOYMENT_EVENT_KIND_PAUSED: DeploymentEventKind.ValueType  # 5
+"""Paused by an operator."""
 DEPLOYMENT_EVENT_KIND_RESUMED: DeploymentEventKind.ValueType  # 6
+"""Resumed by an operator; the step's analysis starts again."""
 DEPLOYMENT_EVENT_KIND_ROLLBACK_STARTED: DeploymentEventKind.ValueType  # 7
 """Traffic is back on the previous version."""
 DEPLOYMENT_EVENT_KIND_ROLLED_BACK: DeploymentEventKind.ValueType  # 8
+"""The rollback is complete (state ROLLED_BACK). Final."""
 DEPLOYMENT_EVENT_KIND_SUCCEEDED: DeploymentEventKind.ValueType  # 9
+"""The new version is live (state SUCCEEDED). Final."""
 DEPLOYMENT_EVENT_KIND_ABORTED: DeploymentEventKind.ValueType  # 10
+"""Aborted by an operator (state ABORTED). Final."""
 DEPLOYMENT_EVENT_KIND_FAILED: DeploymentEventKind.ValueType  # 11
+"""It could not finish (state FAILED). Final."""
 Global___DeploymentEventKind: _TypeAlias = DeploymentEventKind  # noqa: Y015
 
 class _InstanceState:
@@ -152,6 +198,7 @@ class _InstanceState:
 class _InstanceStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InstanceState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     INSTANCE_STATE_UNSPECIFIED: _InstanceState.ValueType  # 0
+    """Never stored."""
     INSTANCE_STATE_READY: _InstanceState.ValueType  # 1
     """Registered, heartbeating, on its assigned version."""
     INSTANCE_STATE_UPDATING: _InstanceState.ValueType  # 2
@@ -161,9 +208,11 @@ class _InstanceStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Instanc
     INSTANCE_STATE_LOST: _InstanceState.ValueType  # 4
     """Heartbeats stopped; excluded from rollouts."""
 
-class InstanceState(_InstanceState, metaclass=_InstanceStateEnumTypeWrapper): ...
+class InstanceState(_InstanceState, metaclass=_InstanceStateEnumTypeWrapper):
+    """How a serving instance is doing, as its heartbeats tell."""
 
 INSTANCE_STATE_UNSPECIFIED: InstanceState.ValueType  # 0
+"""Never stored."""
 INSTANCE_STATE_READY: InstanceState.ValueType  # 1
 """Registered, heartbeating, on its assigned version."""
 INSTANCE_STATE_UPDATING: InstanceState.ValueType  # 2
@@ -186,8 +235,11 @@ class Thresholds(_message.Message):
     MAX_ERROR_RATE_INCREASE_FIELD_NUMBER: _builtins.int
     RELATIVE_ALPHA_FIELD_NUMBER: _builtins.int
     error_rate: _builtins.float
+    """Highest error rate (errors / requests, 0-1) the new version may have (default thresholds.error_rate)."""
     latency_p95_ms: _builtins.float
+    """Highest p95 latency in milliseconds (default thresholds.latency_p95_ms)."""
     drift_score: _builtins.float
+    """Highest drift score (default thresholds.drift_score)."""
     max_error_rate_increase: _builtins.float
     """Relative gate: the canary's error rate may exceed the stable version's by at most
     this many points (0.02 = 2 points), judged with a two-proportion test.
@@ -247,24 +299,35 @@ class DeploymentParams(_message.Message):
     MAX_SURGE_FIELD_NUMBER: _builtins.int
     CRITICAL_GATES_FIELD_NUMBER: _builtins.int
     min_samples: _builtins.int
+    """Samples a gate needs before it judges; with fewer it waits."""
     failure_limit: _builtins.int
+    """Failed gate evaluations tolerated before the deployment rolls back."""
     max_unavailable: _builtins.str
-    """Rolling: instances that may be switching at once, and extra ones beyond that,
-    as a count ("2") or a percentage ("25%"); empty means "25%".
+    """Rolling: instances that may be switching at once, as a count ("2") or a percentage ("25%");
+    empty means "25%".
     """
     max_surge: _builtins.str
+    """Rolling: extra instances beyond max_unavailable that may switch at once, as a count or a percentage."""
     @_builtins.property
     def steps(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Traffic percentages for canary steps, increasing, ending at 100."""
 
     @_builtins.property
-    def step_interval(self) -> _duration_pb2.Duration: ...
+    def step_interval(self) -> _duration_pb2.Duration:
+        """How long each step is analysed before the next one."""
+
     @_builtins.property
-    def progress_deadline(self) -> _duration_pb2.Duration: ...
+    def progress_deadline(self) -> _duration_pb2.Duration:
+        """A step with too few samples for this long fails the deployment."""
+
     @_builtins.property
-    def bake_time(self) -> _duration_pb2.Duration: ...
+    def bake_time(self) -> _duration_pb2.Duration:
+        """After reaching 100 %, how long the new version is still watched (and rolled back on breach)."""
+
     @_builtins.property
-    def thresholds(self) -> Global___Thresholds: ...
+    def thresholds(self) -> Global___Thresholds:
+        """Gate thresholds for this deployment."""
+
     @_builtins.property
     def critical_gates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Gates whose breach rolls back at once, on ingest: "error_rate", "latency_p95",
@@ -302,6 +365,8 @@ Global___DeploymentParams: _TypeAlias = DeploymentParams  # noqa: Y015
 
 @_typing.final
 class GateEvaluation(_message.Message):
+    """One gate judged over one window of a deployment's step."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     GATE_FIELD_NUMBER: _builtins.int
@@ -318,19 +383,31 @@ class GateEvaluation(_message.Message):
     gate: _builtins.str
     """"error_rate", "latency_p95", "drift_score" or "relative_error_rate"."""
     value: _builtins.float
+    """What was measured; unset when there were no samples."""
     threshold: _builtins.float
+    """The threshold it was judged against."""
     samples: _builtins.float
+    """Samples in the window (requests, latencies, or feature values)."""
     verdict: Global___GateVerdict.ValueType
+    """PASS, FAIL or WAIT."""
     critical: _builtins.bool
     """A critical gate's breach rolls back at once, without waiting for the failure limit."""
     step: _builtins.int
+    """The deployment's step it was judged at."""
     detail: _builtins.str
+    """The verdict in words."""
     @_builtins.property
-    def window_start(self) -> _timestamp_pb2.Timestamp: ...
+    def window_start(self) -> _timestamp_pb2.Timestamp:
+        """Start of the window judged."""
+
     @_builtins.property
-    def window_end(self) -> _timestamp_pb2.Timestamp: ...
+    def window_end(self) -> _timestamp_pb2.Timestamp:
+        """End of the window judged."""
+
     @_builtins.property
-    def evaluated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def evaluated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was judged."""
+
     def __init__(
         self,
         *,
@@ -358,6 +435,8 @@ Global___GateEvaluation: _TypeAlias = GateEvaluation  # noqa: Y015
 
 @_typing.final
 class Deployment(_message.Message):
+    """A rollout of one model version with one strategy, and where it is."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -381,11 +460,17 @@ class Deployment(_message.Message):
     CURRENT_GATES_FIELD_NUMBER: _builtins.int
     WAITING_FOR_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Assigned by the controller."""
     model: _builtins.str
+    """The model."""
     version: _builtins.str
+    """The version being rolled out."""
     previous_version: _builtins.str
+    """The version live before; rollbacks and aborts go back to it. Empty for a first deployment."""
     strategy: Global___DeploymentStrategy.ValueType
+    """How traffic moves."""
     state: Global___DeploymentState.ValueType
+    """Where it is in its life."""
     step: _builtins.int
     """1-based index of the current step (canary: into params.steps; others: 1)."""
     traffic_percent: _builtins.float
@@ -393,21 +478,33 @@ class Deployment(_message.Message):
     reason: _builtins.str
     """Why it rolled back, failed or was aborted, in words."""
     failed_checks: _builtins.int
+    """Failed gate evaluations so far (compared with params.failure_limit)."""
     created_by: _builtins.str
+    """The token name that created it."""
     total_steps: _builtins.int
     """Total steps of this deployment (canary: len(steps))."""
     waiting_for: _builtins.str
     """While gates wait: what they lack, e.g. "latency-p95 has 2 of 5 samples"."""
     @_builtins.property
-    def params(self) -> Global___DeploymentParams: ...
+    def params(self) -> Global___DeploymentParams:
+        """Its parameters, with every default filled in."""
+
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was created."""
+
     @_builtins.property
-    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it last changed."""
+
     @_builtins.property
-    def step_started_at(self) -> _timestamp_pb2.Timestamp: ...
+    def step_started_at(self) -> _timestamp_pb2.Timestamp:
+        """When the current step started (its analysis window starts here)."""
+
     @_builtins.property
-    def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    def finished_at(self) -> _timestamp_pb2.Timestamp:
+        """When it reached a final state; unset before."""
+
     @_builtins.property
     def evaluations(self) -> _containers.RepeatedCompositeFieldContainer[Global___GateEvaluation]:
         """The newest gate evaluations, newest first."""
@@ -452,6 +549,8 @@ Global___Deployment: _TypeAlias = Deployment  # noqa: Y015
 
 @_typing.final
 class DeploymentEvent(_message.Message):
+    """One change of one deployment, as WatchDeployment sends it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SEQ_FIELD_NUMBER: _builtins.int
@@ -466,14 +565,23 @@ class DeploymentEvent(_message.Message):
     seq: _builtins.int
     """Per deployment, 1, 2, 3 ... with no gaps: a watcher can tell it missed nothing."""
     deployment_id: _builtins.str
+    """The deployment."""
     kind: Global___DeploymentEventKind.ValueType
+    """What happened."""
     state: Global___DeploymentState.ValueType
+    """The deployment's state after it."""
     step: _builtins.int
+    """The deployment's step after it."""
     traffic_percent: _builtins.float
+    """The new version's share of traffic after it, in percent."""
     message: _builtins.str
+    """What happened, in words."""
     model: _builtins.str
+    """The deployment's model."""
     @_builtins.property
-    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When it happened."""
+
     def __init__(
         self,
         *,
@@ -497,6 +605,8 @@ Global___DeploymentEvent: _TypeAlias = DeploymentEvent  # noqa: Y015
 
 @_typing.final
 class DeployModelRequest(_message.Message):
+    """The rollout to start."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
@@ -504,10 +614,15 @@ class DeployModelRequest(_message.Message):
     STRATEGY_FIELD_NUMBER: _builtins.int
     PARAMS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    """The model (required)."""
     version: _builtins.str
+    """The registered, not archived, not live version to roll out (required)."""
     strategy: Global___DeploymentStrategy.ValueType
+    """How to roll it out (required)."""
     @_builtins.property
-    def params(self) -> Global___DeploymentParams: ...
+    def params(self) -> Global___DeploymentParams:
+        """Its parameters; unset fields take the deployment config defaults."""
+
     def __init__(
         self,
         *,
@@ -526,15 +641,19 @@ Global___DeployModelRequest: _TypeAlias = DeployModelRequest  # noqa: Y015
 
 @_typing.final
 class RollbackModelRequest(_message.Message):
+    """The rollback to do."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
     TO_VERSION_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    """The model (required)."""
     to_version: _builtins.str
     """Empty: the model's previous version."""
     reason: _builtins.str
+    """Why, recorded in the audit log (at most 500 characters)."""
     def __init__(
         self,
         *,
@@ -552,10 +671,13 @@ Global___RollbackModelRequest: _TypeAlias = RollbackModelRequest  # noqa: Y015
 
 @_typing.final
 class GetDeploymentRequest(_message.Message):
+    """Which deployment to read."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The id DeployModel returned (required)."""
     def __init__(
         self,
         *,
@@ -571,6 +693,8 @@ Global___GetDeploymentRequest: _TypeAlias = GetDeploymentRequest  # noqa: Y015
 
 @_typing.final
 class ListDeploymentsRequest(_message.Message):
+    """Which deployments to list, one page at a time."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
@@ -578,8 +702,11 @@ class ListDeploymentsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    """Only this model's deployments; empty means every model's."""
     page_size: _builtins.int
+    """At most this many (0: 100; at most 1000)."""
     page_token: _builtins.str
+    """From a previous response, for the next page."""
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[Global___DeploymentState.ValueType]:
         """Only these states; empty means all."""
@@ -602,11 +729,14 @@ Global___ListDeploymentsRequest: _TypeAlias = ListDeploymentsRequest  # noqa: Y0
 
 @_typing.final
 class ListDeploymentsResponse(_message.Message):
+    """One page of deployments."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DEPLOYMENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Pass as page_token for the next page; empty on the last."""
     @_builtins.property
     def deployments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Deployment]:
         """Newest first."""
@@ -627,11 +757,14 @@ Global___ListDeploymentsResponse: _TypeAlias = ListDeploymentsResponse  # noqa: 
 
 @_typing.final
 class WatchDeploymentRequest(_message.Message):
+    """Which deployment to follow, from where."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     AFTER_SEQ_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The deployment (required)."""
     after_seq: _builtins.int
     """Replay events after this sequence number first (0: from the beginning)."""
     def __init__(
@@ -650,12 +783,16 @@ Global___WatchDeploymentRequest: _TypeAlias = WatchDeploymentRequest  # noqa: Y0
 
 @_typing.final
 class DeploymentActionRequest(_message.Message):
+    """The deployment to promote, pause, resume or abort."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The deployment (required)."""
     reason: _builtins.str
+    """Why, recorded in the deployment's events and the audit log (at most 500 characters)."""
     def __init__(
         self,
         *,
@@ -672,6 +809,8 @@ Global___DeploymentActionRequest: _TypeAlias = DeploymentActionRequest  # noqa: 
 
 @_typing.final
 class TrafficSplit(_message.Message):
+    """Which version serves which share of a model's traffic."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -697,6 +836,7 @@ class TrafficSplit(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     WEIGHTS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    """The model."""
     @_builtins.property
     def weights(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
         """version -> percent; the values sum to 100 once the model has been deployed.
@@ -719,10 +859,13 @@ Global___TrafficSplit: _TypeAlias = TrafficSplit  # noqa: Y015
 
 @_typing.final
 class GetTrafficSplitRequest(_message.Message):
+    """Which model's split to read."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    """The model (required)."""
     def __init__(
         self,
         *,
@@ -738,10 +881,13 @@ Global___GetTrafficSplitRequest: _TypeAlias = GetTrafficSplitRequest  # noqa: Y0
 
 @_typing.final
 class WatchTrafficSplitRequest(_message.Message):
+    """Which model's split to follow."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    """The model (required)."""
     def __init__(
         self,
         *,
@@ -757,6 +903,8 @@ Global___WatchTrafficSplitRequest: _TypeAlias = WatchTrafficSplitRequest  # noqa
 
 @_typing.final
 class Instance(_message.Message):
+    """A serving instance of a model (a pod, a process), which rolling deployments move between versions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
@@ -768,14 +916,23 @@ class Instance(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     LAST_HEARTBEAT_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    """The model it serves."""
     instance_id: _builtins.str
+    """Its id, unique within the model (e.g. the pod name)."""
     address: _builtins.str
+    """Where it can be reached, for people; free-form."""
     assigned_version: _builtins.str
+    """The version it must serve."""
     loaded_version: _builtins.str
+    """The version it last said it serves."""
     healthy: _builtins.bool
+    """What its last heartbeat said."""
     state: Global___InstanceState.ValueType
+    """READY, UPDATING, UNHEALTHY or LOST."""
     @_builtins.property
-    def last_heartbeat(self) -> _timestamp_pb2.Timestamp: ...
+    def last_heartbeat(self) -> _timestamp_pb2.Timestamp:
+        """When its last heartbeat arrived."""
+
     def __init__(
         self,
         *,
@@ -798,14 +955,19 @@ Global___Instance: _TypeAlias = Instance  # noqa: Y015
 
 @_typing.final
 class RegisterInstanceRequest(_message.Message):
+    """A serving instance announcing itself (idempotent for the same model and instance_id)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
     INSTANCE_ID_FIELD_NUMBER: _builtins.int
     ADDRESS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    """The model it serves (required)."""
     instance_id: _builtins.str
+    """Its id, unique within the model (required)."""
     address: _builtins.str
+    """Where it can be reached, for people."""
     def __init__(
         self,
         *,
@@ -823,6 +985,8 @@ Global___RegisterInstanceRequest: _TypeAlias = RegisterInstanceRequest  # noqa: 
 
 @_typing.final
 class HeartbeatRequest(_message.Message):
+    """A serving instance saying it is alive, what it serves, and whether it is healthy."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
@@ -830,10 +994,13 @@ class HeartbeatRequest(_message.Message):
     LOADED_VERSION_FIELD_NUMBER: _builtins.int
     HEALTHY_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    """The model it serves (required)."""
     instance_id: _builtins.str
+    """Its id, as registered (required)."""
     loaded_version: _builtins.str
     """The version the instance has loaded and serves."""
     healthy: _builtins.bool
+    """Whether it serves well; an unhealthy instance on a new version rolls its batch back."""
     def __init__(
         self,
         *,
@@ -852,6 +1019,8 @@ Global___HeartbeatRequest: _TypeAlias = HeartbeatRequest  # noqa: Y015
 
 @_typing.final
 class HeartbeatResponse(_message.Message):
+    """What the instance must do next."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ASSIGNED_VERSION_FIELD_NUMBER: _builtins.int
@@ -878,12 +1047,16 @@ Global___HeartbeatResponse: _TypeAlias = HeartbeatResponse  # noqa: Y015
 
 @_typing.final
 class WatchAssignmentRequest(_message.Message):
+    """Which instance's assignment to follow."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
     INSTANCE_ID_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    """The model it serves (required)."""
     instance_id: _builtins.str
+    """Its id, as registered."""
     def __init__(
         self,
         *,
@@ -900,6 +1073,8 @@ Global___WatchAssignmentRequest: _TypeAlias = WatchAssignmentRequest  # noqa: Y0
 
 @_typing.final
 class Assignment(_message.Message):
+    """The version one instance must load."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
@@ -907,9 +1082,13 @@ class Assignment(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     DEPLOYMENT_ID_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    """The model."""
     instance_id: _builtins.str
+    """The instance."""
     version: _builtins.str
+    """The version it must load; empty when none is assigned yet."""
     deployment_id: _builtins.str
+    """The model's deployment in progress, if any."""
     def __init__(
         self,
         *,
@@ -966,9 +1145,13 @@ class MetricsSample(_message.Message):
     QUALITY_FIELD_NUMBER: _builtins.int
     REFERENCE_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    """The model (required)."""
     version: _builtins.str
+    """The registered version that served (required)."""
     requests: _builtins.int
+    """Requests served in the window."""
     errors: _builtins.int
+    """Of those, requests that failed (at most requests)."""
     latency_p95_ms: _builtins.float
     """... or, from clients that summarise, the window's p95 in milliseconds."""
     reference: _builtins.bool
@@ -1029,14 +1212,20 @@ Global___MetricsSample: _TypeAlias = MetricsSample  # noqa: Y015
 
 @_typing.final
 class FeatureValues(_message.Message):
+    """One feature's values in a batch: numeric or categorical, never both."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NUMERIC_FIELD_NUMBER: _builtins.int
     CATEGORICAL_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def numeric(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    def numeric(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """Numeric values (finite numbers)."""
+
     @_builtins.property
-    def categorical(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def categorical(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Categories (at most 256 characters each)."""
+
     def __init__(
         self,
         *,
@@ -1053,6 +1242,8 @@ Global___FeatureValues: _TypeAlias = FeatureValues  # noqa: Y015
 
 @_typing.final
 class Outcome(_message.Message):
+    """The business result of the requests a sample describes (experiments)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SUCCESSES_FIELD_NUMBER: _builtins.int
@@ -1061,6 +1252,7 @@ class Outcome(_message.Message):
     successes: _builtins.int
     """Conversions out of trials (the "conversion" experiment metric)."""
     trials: _builtins.int
+    """Trials (at least successes)."""
     @_builtins.property
     def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """A numeric result per request, e.g. revenue (the "value" experiment metric)."""
@@ -1082,6 +1274,8 @@ Global___Outcome: _TypeAlias = Outcome  # noqa: Y015
 
 @_typing.final
 class Quality(_message.Message):
+    """How many predictions were right, among those whose ground truth arrived (concept drift)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CORRECT_FIELD_NUMBER: _builtins.int
@@ -1089,6 +1283,7 @@ class Quality(_message.Message):
     correct: _builtins.int
     """Predictions that matched the ground truth, out of `labelled`."""
     labelled: _builtins.int
+    """Predictions whose ground truth arrived."""
     def __init__(
         self,
         *,
@@ -1105,11 +1300,15 @@ Global___Quality: _TypeAlias = Quality  # noqa: Y015
 
 @_typing.final
 class ReportMetricsRequest(_message.Message):
+    """A batch of samples, for one or several model versions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SAMPLES_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def samples(self) -> _containers.RepeatedCompositeFieldContainer[Global___MetricsSample]: ...
+    def samples(self) -> _containers.RepeatedCompositeFieldContainer[Global___MetricsSample]:
+        """1 to 1000 samples; validated as a whole before anything is stored."""
+
     def __init__(
         self,
         *,
@@ -1125,10 +1324,13 @@ Global___ReportMetricsRequest: _TypeAlias = ReportMetricsRequest  # noqa: Y015
 
 @_typing.final
 class ReportMetricsResponse(_message.Message):
+    """How much of the report was taken."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCEPTED_SAMPLES_FIELD_NUMBER: _builtins.int
     accepted_samples: _builtins.int
+    """Samples accepted: all of them (a report is taken whole or refused)."""
     def __init__(
         self,
         *,

@@ -28,14 +28,21 @@ class _FeatureType:
 class _FeatureTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FeatureType.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     FEATURE_TYPE_UNSPECIFIED: _FeatureType.ValueType  # 0
+    """Not known yet (no values reported)."""
     FEATURE_TYPE_NUMERIC: _FeatureType.ValueType  # 1
+    """Numbers: decile bins, PSI and the Kolmogorov-Smirnov test."""
     FEATURE_TYPE_CATEGORICAL: _FeatureType.ValueType  # 2
+    """Categories (strings): PSI over the category set and the chi-square test."""
 
-class FeatureType(_FeatureType, metaclass=_FeatureTypeEnumTypeWrapper): ...
+class FeatureType(_FeatureType, metaclass=_FeatureTypeEnumTypeWrapper):
+    """How a feature's values are compared: numeric values by bins and KS, categories by chi-square."""
 
 FEATURE_TYPE_UNSPECIFIED: FeatureType.ValueType  # 0
+"""Not known yet (no values reported)."""
 FEATURE_TYPE_NUMERIC: FeatureType.ValueType  # 1
+"""Numbers: decile bins, PSI and the Kolmogorov-Smirnov test."""
 FEATURE_TYPE_CATEGORICAL: FeatureType.ValueType  # 2
+"""Categories (strings): PSI over the category set and the chi-square test."""
 Global___FeatureType: _TypeAlias = FeatureType  # noqa: Y015
 
 class _ReferenceSource:
@@ -45,6 +52,7 @@ class _ReferenceSource:
 class _ReferenceSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReferenceSource.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     REFERENCE_SOURCE_UNSPECIFIED: _ReferenceSource.ValueType  # 0
+    """No profile yet."""
     REFERENCE_SOURCE_REFERENCE_SAMPLES: _ReferenceSource.ValueType  # 1
     """Samples sent with `reference` set (training or validation data)."""
     REFERENCE_SOURCE_FIRST_LIVE_VALUES: _ReferenceSource.ValueType  # 2
@@ -54,6 +62,7 @@ class ReferenceSource(_ReferenceSource, metaclass=_ReferenceSourceEnumTypeWrappe
     """Where a version's reference profile came from."""
 
 REFERENCE_SOURCE_UNSPECIFIED: ReferenceSource.ValueType  # 0
+"""No profile yet."""
 REFERENCE_SOURCE_REFERENCE_SAMPLES: ReferenceSource.ValueType  # 1
 """Samples sent with `reference` set (training or validation data)."""
 REFERENCE_SOURCE_FIRST_LIVE_VALUES: ReferenceSource.ValueType  # 2
@@ -78,19 +87,25 @@ class FeatureDrift(_message.Message):
     WINDOW_SAMPLES_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The feature's name, as reported in MetricsSample.features."""
     type: Global___FeatureType.ValueType
+    """Numeric or categorical, fixed by the first values reported."""
     psi: _builtins.float
     """Population stability index over the reference's bins (deciles, or the category set)."""
     ks_statistic: _builtins.float
-    """Numeric features: two-sample Kolmogorov-Smirnov statistic and its p-value."""
+    """Numeric features: the two-sample Kolmogorov-Smirnov statistic."""
     ks_p_value: _builtins.float
+    """Numeric features: the Kolmogorov-Smirnov test's p-value."""
     chi_square: _builtins.float
-    """Categorical features: chi-square test of homogeneity, statistic and p-value."""
+    """Categorical features: the chi-square test of homogeneity's statistic."""
     chi_square_p_value: _builtins.float
+    """Categorical features: the chi-square test's p-value."""
     drifted: _builtins.bool
     """psi above the threshold and the test's p-value below drift.alpha."""
     reference_samples: _builtins.int
+    """Values of this feature in the reference profile."""
     window_samples: _builtins.int
+    """Values of this feature in the window."""
     note: _builtins.str
     """Why there is no verdict yet, e.g. "reference is being built: 420 of 1000 values"."""
     def __init__(
@@ -118,6 +133,10 @@ Global___FeatureDrift: _TypeAlias = FeatureDrift  # noqa: Y015
 
 @_typing.final
 class DriftReport(_message.Message):
+    """A model version's drift over a window, against its reference profile: data (features), prior
+    (predictions) and concept (labelled accuracy) drift.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
@@ -138,7 +157,9 @@ class DriftReport(_message.Message):
     PREDICTIONS_FIELD_NUMBER: _builtins.int
     NOTES_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    """The model."""
     version: _builtins.str
+    """The version judged (the live one when the request named none)."""
     data_score: _builtins.float
     """Largest feature PSI among features with data (0 without any)."""
     prior_score: _builtins.float
@@ -148,20 +169,29 @@ class DriftReport(_message.Message):
     drifted: _builtins.bool
     """Any feature drifted, or the prediction distribution drifted, or concept_score > threshold."""
     reference_samples: _builtins.int
-    """Values per feature in the reference profile (the largest over features), and in the window."""
+    """Values per feature in the reference profile (the largest over features)."""
     window_samples: _builtins.int
+    """Values per feature in the window (the largest over features)."""
     threshold: _builtins.float
     """thresholds.drift_score, or the model's own from drift.model_thresholds."""
     reference_source: Global___ReferenceSource.ValueType
+    """Where the reference profile came from."""
     reference_accuracy: _builtins.float
-    """Accuracy (correct / labelled) of the reference and of the window, when labels were reported."""
+    """Accuracy (correct / labelled) of the reference; unset when no labels were reported with it."""
     window_accuracy: _builtins.float
+    """Accuracy (correct / labelled) in the window; unset when no labels were reported in it."""
     @_builtins.property
-    def features(self) -> _containers.RepeatedCompositeFieldContainer[Global___FeatureDrift]: ...
+    def features(self) -> _containers.RepeatedCompositeFieldContainer[Global___FeatureDrift]:
+        """One entry per feature, by name."""
+
     @_builtins.property
-    def window_start(self) -> _timestamp_pb2.Timestamp: ...
+    def window_start(self) -> _timestamp_pb2.Timestamp:
+        """Where the window starts."""
+
     @_builtins.property
-    def window_end(self) -> _timestamp_pb2.Timestamp: ...
+    def window_end(self) -> _timestamp_pb2.Timestamp:
+        """Where the window ends (now)."""
+
     @_builtins.property
     def predictions(self) -> Global___FeatureDrift:
         """Predictions: same tests as a numeric feature."""
@@ -208,12 +238,15 @@ Global___DriftReport: _TypeAlias = DriftReport  # noqa: Y015
 
 @_typing.final
 class GetDriftReportRequest(_message.Message):
+    """Which model version's drift to report, over which window."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     WINDOW_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    """The model (required)."""
     version: _builtins.str
     """Empty: the model's live version."""
     @_builtins.property

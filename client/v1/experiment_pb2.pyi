@@ -27,6 +27,7 @@ class _ExperimentMetric:
 class _ExperimentMetricEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExperimentMetric.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     EXPERIMENT_METRIC_UNSPECIFIED: _ExperimentMetric.ValueType  # 0
+    """Unset: StartExperiment takes CONVERSION."""
     EXPERIMENT_METRIC_CONVERSION: _ExperimentMetric.ValueType  # 1
     """outcome.successes / outcome.trials; higher wins. Two-proportion z-test."""
     EXPERIMENT_METRIC_VALUE: _ExperimentMetric.ValueType  # 2
@@ -40,6 +41,7 @@ class ExperimentMetric(_ExperimentMetric, metaclass=_ExperimentMetricEnumTypeWra
     """What an experiment compares between its arms."""
 
 EXPERIMENT_METRIC_UNSPECIFIED: ExperimentMetric.ValueType  # 0
+"""Unset: StartExperiment takes CONVERSION."""
 EXPERIMENT_METRIC_CONVERSION: ExperimentMetric.ValueType  # 1
 """outcome.successes / outcome.trials; higher wins. Two-proportion z-test."""
 EXPERIMENT_METRIC_VALUE: ExperimentMetric.ValueType  # 2
@@ -57,6 +59,7 @@ class _ExperimentState:
 class _ExperimentStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExperimentState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     EXPERIMENT_STATE_UNSPECIFIED: _ExperimentState.ValueType  # 0
+    """Never stored."""
     EXPERIMENT_STATE_RUNNING: _ExperimentState.ValueType  # 1
     """The traffic split is the experiment's; arms accumulate samples."""
     EXPERIMENT_STATE_STOPPED: _ExperimentState.ValueType  # 2
@@ -64,9 +67,11 @@ class _ExperimentStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Exper
     EXPERIMENT_STATE_PROMOTED: _ExperimentState.ValueType  # 3
     """Stopped with --promote-winner: a canary deployment of the winner was started. Final."""
 
-class ExperimentState(_ExperimentState, metaclass=_ExperimentStateEnumTypeWrapper): ...
+class ExperimentState(_ExperimentState, metaclass=_ExperimentStateEnumTypeWrapper):
+    """Where an experiment is in its life: RUNNING, then STOPPED or PROMOTED."""
 
 EXPERIMENT_STATE_UNSPECIFIED: ExperimentState.ValueType  # 0
+"""Never stored."""
 EXPERIMENT_STATE_RUNNING: ExperimentState.ValueType  # 1
 """The traffic split is the experiment's; arms accumulate samples."""
 EXPERIMENT_STATE_STOPPED: ExperimentState.ValueType  # 2
@@ -77,6 +82,8 @@ Global___ExperimentState: _TypeAlias = ExperimentState  # noqa: Y015
 
 @_typing.final
 class ArmResult(_message.Message):
+    """What one arm (control or treatment) measured so far."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     VERSION_FIELD_NUMBER: _builtins.int
@@ -84,11 +91,13 @@ class ArmResult(_message.Message):
     VALUE_FIELD_NUMBER: _builtins.int
     STD_DEV_FIELD_NUMBER: _builtins.int
     version: _builtins.str
+    """The arm's model version."""
     samples: _builtins.int
     """Trials (conversion), values (value), requests (error-rate) or latencies (latency)."""
     value: _builtins.float
     """The arm's metric: a rate (0-1), a mean value, or a mean latency in milliseconds."""
     std_dev: _builtins.float
+    """Standard deviation of the arm's values (0 for rates)."""
     def __init__(
         self,
         *,
@@ -107,6 +116,8 @@ Global___ArmResult: _TypeAlias = ArmResult  # noqa: Y015
 
 @_typing.final
 class ExperimentResult(_message.Message):
+    """The verdict so far: statistics, lift, and a winner once significant."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     WINNER_FIELD_NUMBER: _builtins.int
@@ -130,14 +141,17 @@ class ExperimentResult(_message.Message):
     p_value: _builtins.float
     """Always-valid p-value (mixture sequential probability ratio test); it decides `significant`."""
     lift: _builtins.float
-    """Relative difference of treatment against control ((t - c) / c), with its confidence interval."""
+    """Relative difference of treatment against control ((t - c) / c)."""
     lift_ci_low: _builtins.float
+    """Lower bound of the lift's confidence interval (1 - alpha)."""
     lift_ci_high: _builtins.float
+    """Upper bound of the lift's confidence interval (1 - alpha)."""
     samples_needed: _builtins.int
     """Samples still needed per arm for the configured power to detect min_effect (0 when reached)."""
     srm_p_value: _builtins.float
     """Sample-ratio-mismatch chi-square p-value: a tiny one means the split is broken."""
     sample_ratio_mismatch: _builtins.bool
+    """srm_p_value is below 0.001: the arms did not get the split asked for, so the result is not trusted."""
     fixed_horizon_p_value: _builtins.float
     """The classical fixed-horizon p-value (z-test or Welch), valid only when read once at the planned size."""
     test: _builtins.str
@@ -145,9 +159,13 @@ class ExperimentResult(_message.Message):
     summary: _builtins.str
     """The result in words."""
     @_builtins.property
-    def control(self) -> Global___ArmResult: ...
+    def control(self) -> Global___ArmResult:
+        """The control arm."""
+
     @_builtins.property
-    def treatment(self) -> Global___ArmResult: ...
+    def treatment(self) -> Global___ArmResult:
+        """The treatment arm."""
+
     def __init__(
         self,
         *,
@@ -176,6 +194,10 @@ Global___ExperimentResult: _TypeAlias = ExperimentResult  # noqa: Y015
 
 @_typing.final
 class Experiment(_message.Message):
+    """An A/B experiment: the model's traffic split between a control and a treatment version, sticky by
+    request key, with a statistical verdict.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -196,29 +218,45 @@ class Experiment(_message.Message):
     DEPLOYMENT_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Assigned by the controller."""
     model: _builtins.str
+    """The model whose traffic is split."""
     control_version: _builtins.str
+    """Version A: the model's live version when it started."""
     treatment_version: _builtins.str
+    """Version B, the candidate."""
     treatment_percent: _builtins.float
     """Share of traffic on the treatment, in percent."""
     metric: Global___ExperimentMetric.ValueType
+    """What the arms are compared on."""
     state: Global___ExperimentState.ValueType
+    """RUNNING, STOPPED or PROMOTED."""
     min_effect: _builtins.float
     """Smallest relative lift worth detecting (0.02 = 2 %): sizes samples_needed and the sequential test."""
     alpha: _builtins.float
+    """Significance level of the tests (experiments.alpha)."""
     power: _builtins.float
+    """Power samples_needed is sized for (experiments.power)."""
     created_by: _builtins.str
+    """The token name that started it."""
     stopped_by: _builtins.str
+    """The token name that stopped it."""
     deployment_id: _builtins.str
     """The canary deployment of the winner started by StopExperiment(promote_winner)."""
     reason: _builtins.str
     """Why it stopped, in words."""
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it started."""
+
     @_builtins.property
-    def stopped_at(self) -> _timestamp_pb2.Timestamp: ...
+    def stopped_at(self) -> _timestamp_pb2.Timestamp:
+        """When it stopped; unset while RUNNING."""
+
     @_builtins.property
-    def result(self) -> Global___ExperimentResult: ...
+    def result(self) -> Global___ExperimentResult:
+        """The verdict so far (final once stopped)."""
+
     def __init__(
         self,
         *,
@@ -250,6 +288,8 @@ Global___Experiment: _TypeAlias = Experiment  # noqa: Y015
 
 @_typing.final
 class StartExperimentRequest(_message.Message):
+    """The experiment to start."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
@@ -259,10 +299,13 @@ class StartExperimentRequest(_message.Message):
     METRIC_FIELD_NUMBER: _builtins.int
     MIN_EFFECT_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    """The model (required)."""
     control_version: _builtins.str
+    """Version A (required): the model's live version, when it has one."""
     treatment_version: _builtins.str
+    """Version B (required), registered and not archived."""
     treatment_percent: _builtins.float
-    """Default 50."""
+    """Percent of traffic on the treatment, strictly between 0 and 100. Default 50."""
     metric: Global___ExperimentMetric.ValueType
     """Default CONVERSION."""
     min_effect: _builtins.float
@@ -294,10 +337,13 @@ Global___StartExperimentRequest: _TypeAlias = StartExperimentRequest  # noqa: Y0
 
 @_typing.final
 class GetExperimentRequest(_message.Message):
+    """Which experiment to read."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The id StartExperiment returned (required)."""
     def __init__(
         self,
         *,
@@ -313,6 +359,8 @@ Global___GetExperimentRequest: _TypeAlias = GetExperimentRequest  # noqa: Y015
 
 @_typing.final
 class ListExperimentsRequest(_message.Message):
+    """Which experiments to list, one page at a time."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
@@ -320,8 +368,11 @@ class ListExperimentsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    """Only this model's experiments; empty means every model's."""
     page_size: _builtins.int
+    """At most this many (0: 100; at most 1000)."""
     page_token: _builtins.str
+    """From a previous response, for the next page."""
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[Global___ExperimentState.ValueType]:
         """Only these states; empty means all."""
@@ -344,11 +395,14 @@ Global___ListExperimentsRequest: _TypeAlias = ListExperimentsRequest  # noqa: Y0
 
 @_typing.final
 class ListExperimentsResponse(_message.Message):
+    """One page of experiments."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EXPERIMENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Pass as page_token for the next page; empty on the last."""
     @_builtins.property
     def experiments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Experiment]:
         """Newest first."""
@@ -369,17 +423,21 @@ Global___ListExperimentsResponse: _TypeAlias = ListExperimentsResponse  # noqa: 
 
 @_typing.final
 class StopExperimentRequest(_message.Message):
+    """Which experiment to stop, and how."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     PROMOTE_WINNER_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The experiment (required)."""
     promote_winner: _builtins.bool
     """Start a canary deployment of the winner (which must be significant) instead of
     putting all traffic back on the control version.
     """
     reason: _builtins.str
+    """Why, recorded in the experiment's reason and the audit log (at most 500 characters)."""
     def __init__(
         self,
         *,

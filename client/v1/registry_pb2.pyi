@@ -27,6 +27,7 @@ class _ModelVersionState:
 class _ModelVersionStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ModelVersionState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     MODEL_VERSION_STATE_UNSPECIFIED: _ModelVersionState.ValueType  # 0
+    """Never stored."""
     MODEL_VERSION_STATE_READY: _ModelVersionState.ValueType  # 1
     """Registered and deployable."""
     MODEL_VERSION_STATE_ARCHIVED: _ModelVersionState.ValueType  # 2
@@ -36,6 +37,7 @@ class ModelVersionState(_ModelVersionState, metaclass=_ModelVersionStateEnumType
     """Lifecycle of one model version. Versions are immutable; only their state moves."""
 
 MODEL_VERSION_STATE_UNSPECIFIED: ModelVersionState.ValueType  # 0
+"""Never stored."""
 MODEL_VERSION_STATE_READY: ModelVersionState.ValueType  # 1
 """Registered and deployable."""
 MODEL_VERSION_STATE_ARCHIVED: ModelVersionState.ValueType  # 2
@@ -44,6 +46,8 @@ Global___ModelVersionState: _TypeAlias = ModelVersionState  # noqa: Y015
 
 @_typing.final
 class ModelVersion(_message.Message):
+    """One registered, immutable version of a model."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -100,24 +104,39 @@ class ModelVersion(_message.Message):
     SIZE_BYTES_FIELD_NUMBER: _builtins.int
     ARCHIVED_AT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The model's name."""
     version: _builtins.str
+    """The version, unique within the model."""
     artifact_uri: _builtins.str
+    """Where the artifact lives (an s3://, gs://, file:// or https:// URI, or an uploaded artifact's URI)."""
     sha256: _builtins.str
     """Hex sha256 of the artifact; empty when a URI was recorded without a checksum."""
     state: Global___ModelVersionState.ValueType
+    """READY or ARCHIVED."""
     framework: _builtins.str
+    """The ML framework (sklearn, pytorch, onnx, ...), free-form."""
     description: _builtins.str
+    """What this version is, in words."""
     created_by: _builtins.str
     """Name of the token that registered it."""
     size_bytes: _builtins.int
+    """Size of the uploaded artifact in bytes; 0 when a URI was recorded without an upload."""
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was registered."""
+
     @_builtins.property
-    def metrics(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]: ...
+    def metrics(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """Offline metrics recorded at registration (auc, accuracy, ...)."""
+
     @_builtins.property
-    def tags(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def tags(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Free-form tags (team, dataset, ...); ListModels filters on them."""
+
     @_builtins.property
-    def archived_at(self) -> _timestamp_pb2.Timestamp: ...
+    def archived_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was archived; unset while READY."""
+
     def __init__(
         self,
         *,
@@ -145,6 +164,8 @@ Global___ModelVersion: _TypeAlias = ModelVersion  # noqa: Y015
 
 @_typing.final
 class Model(_message.Message):
+    """A model: its versions, the one that is live, and how traffic is split among them."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -174,6 +195,7 @@ class Model(_message.Message):
     PREVIOUS_VERSION_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """Unique name."""
     live_version: _builtins.str
     """The version serving production traffic; empty until a first deployment."""
     previous_version: _builtins.str
@@ -187,7 +209,9 @@ class Model(_message.Message):
         """Share of traffic per version, in percent (version -> percent)."""
 
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When its first version was registered."""
+
     def __init__(
         self,
         *,
@@ -208,6 +232,8 @@ Global___Model: _TypeAlias = Model  # noqa: Y015
 
 @_typing.final
 class RegisterModelRequest(_message.Message):
+    """A new version to register; the model is created with its first version."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -267,11 +293,17 @@ class RegisterModelRequest(_message.Message):
     sha256: _builtins.str
     """Optional hex sha256; required to match when the artifact was uploaded."""
     framework: _builtins.str
+    """The ML framework, free-form (at most 64 characters)."""
     description: _builtins.str
+    """What this version is, in words."""
     @_builtins.property
-    def metrics(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]: ...
+    def metrics(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """Offline metrics (finite numbers)."""
+
     @_builtins.property
-    def tags(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def tags(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Free-form tags."""
+
     def __init__(
         self,
         *,
@@ -294,12 +326,16 @@ Global___RegisterModelRequest: _TypeAlias = RegisterModelRequest  # noqa: Y015
 
 @_typing.final
 class RegisterModelResponse(_message.Message):
+    """The version as stored, and what retention archived to make room for it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_VERSION_FIELD_NUMBER: _builtins.int
     ARCHIVED_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def model_version(self) -> Global___ModelVersion: ...
+    def model_version(self) -> Global___ModelVersion:
+        """The new version."""
+
     @_builtins.property
     def archived(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelVersion]:
         """Older versions archived by retention (registry.max_versions) to make room."""
@@ -328,6 +364,7 @@ class ArtifactHeader(_message.Message):
     SHA256_FIELD_NUMBER: _builtins.int
     SIZE_BYTES_FIELD_NUMBER: _builtins.int
     filename: _builtins.str
+    """The file's name, for the audit log; not part of the stored URI."""
     sha256: _builtins.str
     """Hex sha256 the client computed; the upload fails if the bytes differ."""
     size_bytes: _builtins.int
@@ -349,13 +386,18 @@ Global___ArtifactHeader: _TypeAlias = ArtifactHeader  # noqa: Y015
 
 @_typing.final
 class UploadArtifactRequest(_message.Message):
+    """One message of an upload stream: the header first, then the file's bytes in chunks."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HEADER_FIELD_NUMBER: _builtins.int
     CHUNK_FIELD_NUMBER: _builtins.int
     chunk: _builtins.bytes
+    """The next bytes of the file (the SDK sends at most 4 MiB per message)."""
     @_builtins.property
-    def header(self) -> Global___ArtifactHeader: ...
+    def header(self) -> Global___ArtifactHeader:
+        """The first message: the file's name, sha256 and size."""
+
     def __init__(
         self,
         *,
@@ -374,6 +416,8 @@ Global___UploadArtifactRequest: _TypeAlias = UploadArtifactRequest  # noqa: Y015
 
 @_typing.final
 class UploadArtifactResponse(_message.Message):
+    """Where the verified artifact is stored."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ARTIFACT_URI_FIELD_NUMBER: _builtins.int
@@ -382,7 +426,9 @@ class UploadArtifactResponse(_message.Message):
     artifact_uri: _builtins.str
     """Content-addressed location to pass to RegisterModel.artifact_uri."""
     sha256: _builtins.str
+    """The sha256 the server computed (equal to the header's)."""
     size_bytes: _builtins.int
+    """Bytes stored."""
     def __init__(
         self,
         *,
@@ -400,6 +446,8 @@ Global___UploadArtifactResponse: _TypeAlias = UploadArtifactResponse  # noqa: Y0
 
 @_typing.final
 class ListModelsRequest(_message.Message):
+    """Which models to list, one page at a time."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -430,8 +478,11 @@ class ListModelsRequest(_message.Message):
     page_size: _builtins.int
     """1-1000; 0 means the default of 100."""
     page_token: _builtins.str
+    """From a previous response, for the next page."""
     name_prefix: _builtins.str
+    """Only models whose name starts with this."""
     include_archived: _builtins.bool
+    """Also list archived versions (and models whose versions are all archived)."""
     @_builtins.property
     def tags(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Only models with a version carrying every one of these tags."""
@@ -455,6 +506,8 @@ Global___ListModelsRequest: _TypeAlias = ListModelsRequest  # noqa: Y015
 
 @_typing.final
 class ListModelsResponse(_message.Message):
+    """One page of models."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MODELS_FIELD_NUMBER: _builtins.int
@@ -462,7 +515,9 @@ class ListModelsResponse(_message.Message):
     next_page_token: _builtins.str
     """Empty on the last page."""
     @_builtins.property
-    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___Model]: ...
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___Model]:
+        """By name."""
+
     def __init__(
         self,
         *,
@@ -479,12 +534,16 @@ Global___ListModelsResponse: _TypeAlias = ListModelsResponse  # noqa: Y015
 
 @_typing.final
 class GetModelRequest(_message.Message):
+    """Which model to read."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     INCLUDE_ARCHIVED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The model's name (required)."""
     include_archived: _builtins.bool
+    """Also show archived versions."""
     def __init__(
         self,
         *,
@@ -501,12 +560,16 @@ Global___GetModelRequest: _TypeAlias = GetModelRequest  # noqa: Y015
 
 @_typing.final
 class ArchiveModelVersionRequest(_message.Message):
+    """The version to archive."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The model's name (required)."""
     version: _builtins.str
+    """The version to archive (required): neither live, nor the rollback target, nor in a rollout or experiment."""
     def __init__(
         self,
         *,

@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18modelctl/v1/system.proto\x12\x0bmodelctl.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x01\n\x0f\x43omponentStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.modelctl.v1.ComponentState\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"o\n\x0e\x44\x61tabaseStatus\x12\x11\n\treachable\x18\x01 \x01(\x08\x12*\n\x07latency\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"}\n\x0cMemoryStatus\x12\x19\n\x11process_rss_bytes\x18\x01 \x01(\x04\x12\x1a\n\x12system_total_bytes\x18\x02 \x01(\x04\x12\x1e\n\x16system_available_bytes\x18\x03 \x01(\x04\x12\x16\n\x0esystem_percent\x18\x04 \x01(\x01\"\xd6\x04\n\x0cSystemStatus\x12\x0f\n\x07version\x18\x01 \x01(\t\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06uptime\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1b\n\x13process_cpu_percent\x18\x04 \x01(\x01\x12\x1a\n\x12system_cpu_percent\x18\x05 \x01(\x01\x12)\n\x06memory\x18\x06 \x01(\x0b\x32\x19.modelctl.v1.MemoryStatus\x12-\n\x08\x64\x61tabase\x18\x07 \x01(\x0b\x32\x1b.modelctl.v1.DatabaseStatus\x12\x13\n\x0bmodel_count\x18\x08 \x01(\x03\x12\x15\n\rversion_count\x18\t \x01(\x03\x12\x30\n\ncomponents\x18\n \x03(\x0b\x32\x1c.modelctl.v1.ComponentStatus\x12\x14\n\x0c\x61uth_enabled\x18\x0b \x01(\x08\x12\x13\n\x0btls_enabled\x18\x0c \x01(\x08\x12\x12\n\nopen_files\x18\r \x01(\x03\x12\x37\n\rnotifications\x18\x0e \x01(\x0b\x32 .modelctl.v1.NotificationsStatus\x12>\n\x0bopen_alerts\x18\x0f \x03(\x0b\x32).modelctl.v1.SystemStatus.OpenAlertsEntry\x1a\x31\n\x0fOpenAlertsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"g\n\x11\x44\x65stinationStatus\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x0e\n\x06scheme\x18\x02 \x01(\t\x12\x0c\n\x04sent\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12\x0f\n\x07pending\x18\x05 \x01(\x03\"z\n\x13NotificationsStatus\x12\x34\n\x0c\x64\x65stinations\x18\x01 \x03(\x0b\x32\x1e.modelctl.v1.DestinationStatus\x12\x16\n\x0eoutbox_pending\x18\x02 \x01(\x03\x12\x15\n\routbox_failed\x18\x03 \x01(\x03\"\x18\n\x16GetSystemStatusRequest\"&\n\x14RestartSystemRequest\x12\x0e\n\x06reason\x18\x01 \x01(\t\"n\n\x15RestartSystemResponse\x12)\n\x06status\x18\x01 \x01(\x0b\x32\x19.modelctl.v1.SystemStatus\x12\x14\n\x0c\x63hanged_keys\x18\x02 \x03(\t\x12\x14\n\x0cignored_keys\x18\x03 \x03(\t\"\xd5\x01\n\nAuditEvent\x12\n\n\x02id\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08token_id\x18\x03 \x01(\t\x12\x12\n\ntoken_name\x18\x04 \x01(\t\x12\x1f\n\x04role\x18\x05 \x01(\x0e\x32\x11.modelctl.v1.Role\x12\x0b\n\x03rpc\x18\x06 \x01(\t\x12\x0e\n\x06target\x18\x07 \x01(\t\x12\x0f\n\x07outcome\x18\x08 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\t \x01(\t\x12\x0c\n\x04peer\x18\n \x01(\t\"o\n\x16ListAuditEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0b\n\x03rpc\x18\x03 \x01(\t\x12\x10\n\x08token_id\x18\x04 \x01(\t\x12\x0f\n\x07outcome\x18\x05 \x01(\t\"[\n\x17ListAuditEventsResponse\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.modelctl.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc7\x01\n\x05Token\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1f\n\x04role\x18\x03 \x01(\x0e\x32\x11.modelctl.v1.Role\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07revoked\x18\x06 \x01(\x08\x12\x12\n\ncreated_by\x18\x07 \x01(\t\"k\n\x12\x43reateTokenRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1f\n\x04role\x18\x02 \x01(\x0e\x32\x11.modelctl.v1.Role\x12&\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x8f\x01\n\x13\x43reateTokenResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x1f\n\x04role\x18\x03 \x01(\x0e\x32\x11.modelctl.v1.Role\x12\x0c\n\x04name\x18\x04 \x01(\t\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\" \n\x12RevokeTokenRequest\x12\n\n\x02id\x18\x01 \x01(\t\"-\n\x11ListTokensRequest\x12\x18\n\x10include_inactive\x18\x01 \x01(\x08\"8\n\x12ListTokensResponse\x12\"\n\x06tokens\x18\x01 \x03(\x0b\x32\x12.modelctl.v1.Token*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_VIEWER\x10\x01\x12\x11\n\rROLE_OPERATOR\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03*\xa5\x01\n\x0e\x43omponentState\x12\x1f\n\x1b\x43OMPONENT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43OMPONENT_STATE_STARTING\x10\x01\x12\x1b\n\x17\x43OMPONENT_STATE_RUNNING\x10\x02\x12\x1b\n\x17\x43OMPONENT_STATE_STOPPED\x10\x03\x12\x1a\n\x16\x43OMPONENT_STATE_FAILED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18modelctl/v1/system.proto\x12\x0bmodelctl.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x01\n\x0f\x43omponentStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.modelctl.v1.ComponentState\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"o\n\x0e\x44\x61tabaseStatus\x12\x11\n\treachable\x18\x01 \x01(\x08\x12*\n\x07latency\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"}\n\x0cMemoryStatus\x12\x19\n\x11process_rss_bytes\x18\x01 \x01(\x04\x12\x1a\n\x12system_total_bytes\x18\x02 \x01(\x04\x12\x1e\n\x16system_available_bytes\x18\x03 \x01(\x04\x12\x16\n\x0esystem_percent\x18\x04 \x01(\x01\"\xd6\x04\n\x0cSystemStatus\x12\x0f\n\x07version\x18\x01 \x01(\t\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06uptime\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1b\n\x13process_cpu_percent\x18\x04 \x01(\x01\x12\x1a\n\x12system_cpu_percent\x18\x05 \x01(\x01\x12)\n\x06memory\x18\x06 \x01(\x0b\x32\x19.modelctl.v1.MemoryStatus\x12-\n\x08\x64\x61tabase\x18\x07 \x01(\x0b\x32\x1b.modelctl.v1.DatabaseStatus\x12\x13\n\x0bmodel_count\x18\x08 \x01(\x03\x12\x15\n\rversion_count\x18\t \x01(\x03\x12\x30\n\ncomponents\x18\n \x03(\x0b\x32\x1c.modelctl.v1.ComponentStatus\x12\x14\n\x0c\x61uth_enabled\x18\x0b \x01(\x08\x12\x13\n\x0btls_enabled\x18\x0c \x01(\x08\x12\x12\n\nopen_files\x18\r \x01(\x03\x12\x37\n\rnotifications\x18\x0e \x01(\x0b\x32 .modelctl.v1.NotificationsStatus\x12>\n\x0bopen_alerts\x18\x0f \x03(\x0b\x32).modelctl.v1.SystemStatus.OpenAlertsEntry\x1a\x31\n\x0fOpenAlertsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"g\n\x11\x44\x65stinationStatus\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x0e\n\x06scheme\x18\x02 \x01(\t\x12\x0c\n\x04sent\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12\x0f\n\x07pending\x18\x05 \x01(\x03\"z\n\x13NotificationsStatus\x12\x34\n\x0c\x64\x65stinations\x18\x01 \x03(\x0b\x32\x1e.modelctl.v1.DestinationStatus\x12\x16\n\x0eoutbox_pending\x18\x02 \x01(\x03\x12\x15\n\routbox_failed\x18\x03 \x01(\x03\"\x18\n\x16GetSystemStatusRequest\"&\n\x14RestartSystemRequest\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xa7\x01\n\x15RestartSystemResponse\x12)\n\x06status\x18\x01 \x01(\x0b\x32\x19.modelctl.v1.SystemStatus\x12\x14\n\x0c\x63hanged_keys\x18\x02 \x03(\t\x12\x14\n\x0cignored_keys\x18\x03 \x03(\t\x12\x37\n\x11\x66\x61iled_components\x18\x04 \x03(\x0b\x32\x1c.modelctl.v1.ComponentStatus\"\xd5\x01\n\nAuditEvent\x12\n\n\x02id\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08token_id\x18\x03 \x01(\t\x12\x12\n\ntoken_name\x18\x04 \x01(\t\x12\x1f\n\x04role\x18\x05 \x01(\x0e\x32\x11.modelctl.v1.Role\x12\x0b\n\x03rpc\x18\x06 \x01(\t\x12\x0e\n\x06target\x18\x07 \x01(\t\x12\x0f\n\x07outcome\x18\x08 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\t \x01(\t\x12\x0c\n\x04peer\x18\n \x01(\t\"o\n\x16ListAuditEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0b\n\x03rpc\x18\x03 \x01(\t\x12\x10\n\x08token_id\x18\x04 \x01(\t\x12\x0f\n\x07outcome\x18\x05 \x01(\t\"[\n\x17ListAuditEventsResponse\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.modelctl.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc7\x01\n\x05Token\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1f\n\x04role\x18\x03 \x01(\x0e\x32\x11.modelctl.v1.Role\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07revoked\x18\x06 \x01(\x08\x12\x12\n\ncreated_by\x18\x07 \x01(\t\"k\n\x12\x43reateTokenRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1f\n\x04role\x18\x02 \x01(\x0e\x32\x11.modelctl.v1.Role\x12&\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x8f\x01\n\x13\x43reateTokenResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x1f\n\x04role\x18\x03 \x01(\x0e\x32\x11.modelctl.v1.Role\x12\x0c\n\x04name\x18\x04 \x01(\t\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\" \n\x12RevokeTokenRequest\x12\n\n\x02id\x18\x01 \x01(\t\"-\n\x11ListTokensRequest\x12\x18\n\x10include_inactive\x18\x01 \x01(\x08\"8\n\x12ListTokensResponse\x12\"\n\x06tokens\x18\x01 \x03(\x0b\x32\x12.modelctl.v1.Token*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_VIEWER\x10\x01\x12\x11\n\rROLE_OPERATOR\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03*\xa5\x01\n\x0e\x43omponentState\x12\x1f\n\x1b\x43OMPONENT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43OMPONENT_STATE_STARTING\x10\x01\x12\x1b\n\x17\x43OMPONENT_STATE_RUNNING\x10\x02\x12\x1b\n\x17\x43OMPONENT_STATE_STOPPED\x10\x03\x12\x1a\n\x16\x43OMPONENT_STATE_FAILED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,10 +35,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SYSTEMSTATUS_OPENALERTSENTRY']._loaded_options = None
   _globals['_SYSTEMSTATUS_OPENALERTSENTRY']._serialized_options = b'8\001'
-  _globals['_ROLE']._serialized_start=2509
-  _globals['_ROLE']._serialized_end=2589
-  _globals['_COMPONENTSTATE']._serialized_start=2592
-  _globals['_COMPONENTSTATE']._serialized_end=2757
+  _globals['_ROLE']._serialized_start=2567
+  _globals['_ROLE']._serialized_end=2647
+  _globals['_COMPONENTSTATE']._serialized_start=2650
+  _globals['_COMPONENTSTATE']._serialized_end=2815
   _globals['_COMPONENTSTATUS']._serialized_start=107
   _globals['_COMPONENTSTATUS']._serialized_end=241
   _globals['_DATABASESTATUS']._serialized_start=243
@@ -57,24 +57,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSYSTEMSTATUSREQUEST']._serialized_end=1337
   _globals['_RESTARTSYSTEMREQUEST']._serialized_start=1339
   _globals['_RESTARTSYSTEMREQUEST']._serialized_end=1377
-  _globals['_RESTARTSYSTEMRESPONSE']._serialized_start=1379
-  _globals['_RESTARTSYSTEMRESPONSE']._serialized_end=1489
-  _globals['_AUDITEVENT']._serialized_start=1492
-  _globals['_AUDITEVENT']._serialized_end=1705
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=1707
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=1818
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=1820
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=1911
-  _globals['_TOKEN']._serialized_start=1914
-  _globals['_TOKEN']._serialized_end=2113
-  _globals['_CREATETOKENREQUEST']._serialized_start=2115
-  _globals['_CREATETOKENREQUEST']._serialized_end=2222
-  _globals['_CREATETOKENRESPONSE']._serialized_start=2225
-  _globals['_CREATETOKENRESPONSE']._serialized_end=2368
-  _globals['_REVOKETOKENREQUEST']._serialized_start=2370
-  _globals['_REVOKETOKENREQUEST']._serialized_end=2402
-  _globals['_LISTTOKENSREQUEST']._serialized_start=2404
-  _globals['_LISTTOKENSREQUEST']._serialized_end=2449
-  _globals['_LISTTOKENSRESPONSE']._serialized_start=2451
-  _globals['_LISTTOKENSRESPONSE']._serialized_end=2507
+  _globals['_RESTARTSYSTEMRESPONSE']._serialized_start=1380
+  _globals['_RESTARTSYSTEMRESPONSE']._serialized_end=1547
+  _globals['_AUDITEVENT']._serialized_start=1550
+  _globals['_AUDITEVENT']._serialized_end=1763
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=1765
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=1876
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=1878
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=1969
+  _globals['_TOKEN']._serialized_start=1972
+  _globals['_TOKEN']._serialized_end=2171
+  _globals['_CREATETOKENREQUEST']._serialized_start=2173
+  _globals['_CREATETOKENREQUEST']._serialized_end=2280
+  _globals['_CREATETOKENRESPONSE']._serialized_start=2283
+  _globals['_CREATETOKENRESPONSE']._serialized_end=2426
+  _globals['_REVOKETOKENREQUEST']._serialized_start=2428
+  _globals['_REVOKETOKENREQUEST']._serialized_end=2460
+  _globals['_LISTTOKENSREQUEST']._serialized_start=2462
+  _globals['_LISTTOKENSREQUEST']._serialized_end=2507
+  _globals['_LISTTOKENSRESPONSE']._serialized_start=2509
+  _globals['_LISTTOKENSRESPONSE']._serialized_end=2565
 # @@protoc_insertion_point(module_scope)

@@ -28,6 +28,7 @@ class _Role:
 class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ROLE_UNSPECIFIED: _Role.ValueType  # 0
+    """Never valid in a request."""
     ROLE_VIEWER: _Role.ValueType  # 1
     """Read everything."""
     ROLE_OPERATOR: _Role.ValueType  # 2
@@ -35,9 +36,11 @@ class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType],
     ROLE_ADMIN: _Role.ValueType  # 3
     """Operator, plus tokens and restart."""
 
-class Role(_Role, metaclass=_RoleEnumTypeWrapper): ...
+class Role(_Role, metaclass=_RoleEnumTypeWrapper):
+    """What a token may do. Each role includes the one below it: viewer < operator < admin."""
 
 ROLE_UNSPECIFIED: Role.ValueType  # 0
+"""Never valid in a request."""
 ROLE_VIEWER: Role.ValueType  # 1
 """Read everything."""
 ROLE_OPERATOR: Role.ValueType  # 2
@@ -53,22 +56,35 @@ class _ComponentState:
 class _ComponentStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ComponentState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     COMPONENT_STATE_UNSPECIFIED: _ComponentState.ValueType  # 0
+    """Never reported."""
     COMPONENT_STATE_STARTING: _ComponentState.ValueType  # 1
+    """Being started (at boot or by RestartSystem)."""
     COMPONENT_STATE_RUNNING: _ComponentState.ValueType  # 2
+    """Up and working."""
     COMPONENT_STATE_STOPPED: _ComponentState.ValueType  # 3
+    """Stopped on purpose (shutdown, or between stop and start of a restart)."""
     COMPONENT_STATE_FAILED: _ComponentState.ValueType  # 4
+    """Did not start, or stopped with an error; detail says why."""
 
-class ComponentState(_ComponentState, metaclass=_ComponentStateEnumTypeWrapper): ...
+class ComponentState(_ComponentState, metaclass=_ComponentStateEnumTypeWrapper):
+    """How a background component (reconcile loop, metrics exporter, notifier, ...) is doing."""
 
 COMPONENT_STATE_UNSPECIFIED: ComponentState.ValueType  # 0
+"""Never reported."""
 COMPONENT_STATE_STARTING: ComponentState.ValueType  # 1
+"""Being started (at boot or by RestartSystem)."""
 COMPONENT_STATE_RUNNING: ComponentState.ValueType  # 2
+"""Up and working."""
 COMPONENT_STATE_STOPPED: ComponentState.ValueType  # 3
+"""Stopped on purpose (shutdown, or between stop and start of a restart)."""
 COMPONENT_STATE_FAILED: ComponentState.ValueType  # 4
+"""Did not start, or stopped with an error; detail says why."""
 Global___ComponentState: _TypeAlias = ComponentState  # noqa: Y015
 
 @_typing.final
 class ComponentStatus(_message.Message):
+    """One background component of the controller."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
@@ -76,10 +92,15 @@ class ComponentStatus(_message.Message):
     DETAIL_FIELD_NUMBER: _builtins.int
     SINCE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The component's name (e.g. "reconciler", "metrics")."""
     state: Global___ComponentState.ValueType
+    """How it is doing."""
     detail: _builtins.str
+    """The error when FAILED; empty otherwise."""
     @_builtins.property
-    def since(self) -> _timestamp_pb2.Timestamp: ...
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """When it entered this state."""
+
     def __init__(
         self,
         *,
@@ -98,6 +119,8 @@ Global___ComponentStatus: _TypeAlias = ComponentStatus  # noqa: Y015
 
 @_typing.final
 class DatabaseStatus(_message.Message):
+    """Whether the database answers, and how fast."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REACHABLE_FIELD_NUMBER: _builtins.int
@@ -105,11 +128,15 @@ class DatabaseStatus(_message.Message):
     BACKEND_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     reachable: _builtins.bool
+    """A probe query succeeded."""
     backend: _builtins.str
     """"sqlite" or "postgresql"."""
     error: _builtins.str
+    """Why it is unreachable; empty when reachable."""
     @_builtins.property
-    def latency(self) -> _duration_pb2.Duration: ...
+    def latency(self) -> _duration_pb2.Duration:
+        """How long the probe query took."""
+
     def __init__(
         self,
         *,
@@ -128,6 +155,8 @@ Global___DatabaseStatus: _TypeAlias = DatabaseStatus  # noqa: Y015
 
 @_typing.final
 class MemoryStatus(_message.Message):
+    """Memory of the controller process and of its host (psutil)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PROCESS_RSS_BYTES_FIELD_NUMBER: _builtins.int
@@ -135,9 +164,13 @@ class MemoryStatus(_message.Message):
     SYSTEM_AVAILABLE_BYTES_FIELD_NUMBER: _builtins.int
     SYSTEM_PERCENT_FIELD_NUMBER: _builtins.int
     process_rss_bytes: _builtins.int
+    """Resident memory of the controller process."""
     system_total_bytes: _builtins.int
+    """The host's total memory."""
     system_available_bytes: _builtins.int
+    """The host's memory available to new work."""
     system_percent: _builtins.float
+    """The host's memory in use, percent."""
     def __init__(
         self,
         *,
@@ -156,6 +189,8 @@ Global___MemoryStatus: _TypeAlias = MemoryStatus  # noqa: Y015
 
 @_typing.final
 class SystemStatus(_message.Message):
+    """The controller's health: process, host, database, components, notifications and open alerts."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -194,26 +229,45 @@ class SystemStatus(_message.Message):
     NOTIFICATIONS_FIELD_NUMBER: _builtins.int
     OPEN_ALERTS_FIELD_NUMBER: _builtins.int
     version: _builtins.str
+    """The controller's software version."""
     process_cpu_percent: _builtins.float
     """CPU used by the controller process, percent of one core."""
     system_cpu_percent: _builtins.float
+    """CPU used on the host, percent of all cores."""
     model_count: _builtins.int
+    """Registered models (0 when the database does not answer)."""
     version_count: _builtins.int
+    """Registered model versions (0 when the database does not answer)."""
     auth_enabled: _builtins.bool
+    """Calls need a bearer token (false only when auth was disabled explicitly)."""
     tls_enabled: _builtins.bool
+    """The gRPC port serves TLS."""
     open_files: _builtins.int
+    """File descriptors the process holds open."""
     @_builtins.property
-    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """When the process started."""
+
     @_builtins.property
-    def uptime(self) -> _duration_pb2.Duration: ...
+    def uptime(self) -> _duration_pb2.Duration:
+        """How long it has been up."""
+
     @_builtins.property
-    def memory(self) -> Global___MemoryStatus: ...
+    def memory(self) -> Global___MemoryStatus:
+        """Process and host memory."""
+
     @_builtins.property
-    def database(self) -> Global___DatabaseStatus: ...
+    def database(self) -> Global___DatabaseStatus:
+        """Whether the database answers."""
+
     @_builtins.property
-    def components(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComponentStatus]: ...
+    def components(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComponentStatus]:
+        """Every background component, by name."""
+
     @_builtins.property
-    def notifications(self) -> Global___NotificationsStatus: ...
+    def notifications(self) -> Global___NotificationsStatus:
+        """Notification destinations and the delivery outbox."""
+
     @_builtins.property
     def open_alerts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Open alerts by severity name ("WARNING": 2)."""
@@ -259,9 +313,13 @@ class DestinationStatus(_message.Message):
     destination: _builtins.str
     """The Apprise URL with its secrets masked."""
     scheme: _builtins.str
+    """The URL's scheme (mailto, slack, json, ...)."""
     sent: _builtins.int
+    """Notifications delivered."""
     failed: _builtins.int
+    """Notifications given up on after every retry."""
     pending: _builtins.int
+    """Notifications still owed (queued or waiting for a retry)."""
     def __init__(
         self,
         *,
@@ -281,6 +339,8 @@ Global___DestinationStatus: _TypeAlias = DestinationStatus  # noqa: Y015
 
 @_typing.final
 class NotificationsStatus(_message.Message):
+    """The notification destinations and the persistent outbox that delivers to them."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DESTINATIONS_FIELD_NUMBER: _builtins.int
@@ -289,8 +349,11 @@ class NotificationsStatus(_message.Message):
     outbox_pending: _builtins.int
     """Deliveries still owed (pending or being retried) across destinations."""
     outbox_failed: _builtins.int
+    """Deliveries given up on, across destinations."""
     @_builtins.property
-    def destinations(self) -> _containers.RepeatedCompositeFieldContainer[Global___DestinationStatus]: ...
+    def destinations(self) -> _containers.RepeatedCompositeFieldContainer[Global___DestinationStatus]:
+        """Every configured destination (and removed ones still counted)."""
+
     def __init__(
         self,
         *,
@@ -308,6 +371,8 @@ Global___NotificationsStatus: _TypeAlias = NotificationsStatus  # noqa: Y015
 
 @_typing.final
 class GetSystemStatusRequest(_message.Message):
+    """No parameters."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -323,10 +388,13 @@ Global___GetSystemStatusRequest: _TypeAlias = GetSystemStatusRequest  # noqa: Y0
 
 @_typing.final
 class RestartSystemRequest(_message.Message):
+    """Why the restart is asked for."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REASON_FIELD_NUMBER: _builtins.int
     reason: _builtins.str
+    """Recorded in the audit log (at most 500 characters)."""
     def __init__(
         self,
         *,
@@ -342,13 +410,18 @@ Global___RestartSystemRequest: _TypeAlias = RestartSystemRequest  # noqa: Y015
 
 @_typing.final
 class RestartSystemResponse(_message.Message):
+    """What the reload changed, and the status after the restart."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STATUS_FIELD_NUMBER: _builtins.int
     CHANGED_KEYS_FIELD_NUMBER: _builtins.int
     IGNORED_KEYS_FIELD_NUMBER: _builtins.int
+    FAILED_COMPONENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def status(self) -> Global___SystemStatus: ...
+    def status(self) -> Global___SystemStatus:
+        """The status once the components started again."""
+
     @_builtins.property
     def changed_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Config keys whose value changed on reload, as "section.key"."""
@@ -357,16 +430,21 @@ class RestartSystemResponse(_message.Message):
     def ignored_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Keys that changed but need a process restart (listen addresses, TLS, database)."""
 
+    @_builtins.property
+    def failed_components(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComponentStatus]:
+        """Components that did not start again (also FAILED in status.components, with the error in detail)."""
+
     def __init__(
         self,
         *,
         status: Global___SystemStatus | None = ...,
         changed_keys: _abc.Iterable[_builtins.str] | None = ...,
         ignored_keys: _abc.Iterable[_builtins.str] | None = ...,
+        failed_components: _abc.Iterable[Global___ComponentStatus] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_keys", b"changed_keys", "ignored_keys", b"ignored_keys", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_keys", b"changed_keys", "failed_components", b"failed_components", "ignored_keys", b"ignored_keys", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -374,6 +452,8 @@ Global___RestartSystemResponse: _TypeAlias = RestartSystemResponse  # noqa: Y015
 
 @_typing.final
 class AuditEvent(_message.Message):
+    """One audited call: who, what, when, and the outcome."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -387,9 +467,13 @@ class AuditEvent(_message.Message):
     DETAIL_FIELD_NUMBER: _builtins.int
     PEER_FIELD_NUMBER: _builtins.int
     id: _builtins.int
+    """Increasing with time."""
     token_id: _builtins.str
+    """The caller's token id; empty when auth is disabled or no valid token was sent."""
     token_name: _builtins.str
+    """The caller's token name."""
     role: Global___Role.ValueType
+    """The caller's role."""
     rpc: _builtins.str
     """Short RPC name, e.g. "RegisterModel"."""
     target: _builtins.str
@@ -397,9 +481,13 @@ class AuditEvent(_message.Message):
     outcome: _builtins.str
     """"OK" or the gRPC status code name."""
     detail: _builtins.str
+    """The error message when the call failed."""
     peer: _builtins.str
+    """The caller's address, as gRPC saw it."""
     @_builtins.property
-    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the call ended."""
+
     def __init__(
         self,
         *,
@@ -424,6 +512,8 @@ Global___AuditEvent: _TypeAlias = AuditEvent  # noqa: Y015
 
 @_typing.final
 class ListAuditEventsRequest(_message.Message):
+    """Which audit events to list, one page at a time."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
@@ -432,11 +522,15 @@ class ListAuditEventsRequest(_message.Message):
     TOKEN_ID_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
+    """At most this many (0: 100; at most 1000)."""
     page_token: _builtins.str
+    """From a previous response, for the next page."""
     rpc: _builtins.str
-    """Optional filters."""
+    """Only calls of this RPC (short name, e.g. "DeployModel")."""
     token_id: _builtins.str
+    """Only calls made with this token id."""
     outcome: _builtins.str
+    """Only calls with this outcome ("OK" or a status code name)."""
     def __init__(
         self,
         *,
@@ -456,11 +550,14 @@ Global___ListAuditEventsRequest: _TypeAlias = ListAuditEventsRequest  # noqa: Y0
 
 @_typing.final
 class ListAuditEventsResponse(_message.Message):
+    """One page of audit events."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Pass as page_token for the next page; empty on the last."""
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuditEvent]:
         """Newest first."""
@@ -481,6 +578,8 @@ Global___ListAuditEventsResponse: _TypeAlias = ListAuditEventsResponse  # noqa: 
 
 @_typing.final
 class Token(_message.Message):
+    """A bearer token, without its secret."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -491,14 +590,23 @@ class Token(_message.Message):
     REVOKED_FIELD_NUMBER: _builtins.int
     CREATED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Assigned by the controller; RevokeToken takes it."""
     name: _builtins.str
+    """Its label."""
     role: Global___Role.ValueType
+    """What it may do."""
     revoked: _builtins.bool
+    """Revoked: it no longer authenticates."""
     created_by: _builtins.str
+    """The token name that created it."""
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was created."""
+
     @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When it stops working; unset means never."""
+
     def __init__(
         self,
         *,
@@ -520,6 +628,8 @@ Global___Token: _TypeAlias = Token  # noqa: Y015
 
 @_typing.final
 class CreateTokenRequest(_message.Message):
+    """The token to create."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
@@ -528,6 +638,7 @@ class CreateTokenRequest(_message.Message):
     name: _builtins.str
     """A label for people and the audit log, e.g. "ci-pipeline"."""
     role: Global___Role.ValueType
+    """What it may do (required)."""
     @_builtins.property
     def ttl(self) -> _duration_pb2.Duration:
         """Optional lifetime; unset means no expiry."""
@@ -549,6 +660,8 @@ Global___CreateTokenRequest: _TypeAlias = CreateTokenRequest  # noqa: Y015
 
 @_typing.final
 class CreateTokenResponse(_message.Message):
+    """The new token, with its secret: the only time the secret is shown."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -557,12 +670,17 @@ class CreateTokenResponse(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The token's id."""
     token: _builtins.str
     """The bearer secret. Shown once: only its hash is stored."""
     role: Global___Role.ValueType
+    """What it may do."""
     name: _builtins.str
+    """Its label."""
     @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When it stops working; unset means never."""
+
     def __init__(
         self,
         *,
@@ -582,10 +700,13 @@ Global___CreateTokenResponse: _TypeAlias = CreateTokenResponse  # noqa: Y015
 
 @_typing.final
 class RevokeTokenRequest(_message.Message):
+    """Which token to revoke."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The id CreateToken returned (required)."""
     def __init__(
         self,
         *,
@@ -601,6 +722,8 @@ Global___RevokeTokenRequest: _TypeAlias = RevokeTokenRequest  # noqa: Y015
 
 @_typing.final
 class ListTokensRequest(_message.Message):
+    """Which tokens to list."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INCLUDE_INACTIVE_FIELD_NUMBER: _builtins.int
@@ -621,6 +744,8 @@ Global___ListTokensRequest: _TypeAlias = ListTokensRequest  # noqa: Y015
 
 @_typing.final
 class ListTokensResponse(_message.Message):
+    """Every token, without secrets."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOKENS_FIELD_NUMBER: _builtins.int
