@@ -50,35 +50,14 @@ class AlertEngine:
     # --- changes --------------------------------------------------------------------------------------------
 
     def raise_signal(self, signal: Signal) -> list[AlertEvent]:
-        """Open an alert for `signal`, or count it into the open one with its fingerprint."""
+        """Open an alert for `signal`, or count it into the open one with its fingerprint.
+
+        One transaction per signal, also for a rule's round of many: batching a round's quiet repeats
+        into one commit made a new alert in that round wait for all of them (bench/alert_fanout.py).
+        """
         with self.store.transaction() as tx:
             tx.lock()
-            now = self._clock.now()
-            current = tx.open_alert(signal.fingerprint)
-            if current is None:
-                check_change(None, Change.RAISED)
-                alert = Alert(id=self._new_id(), fingerprint=signal.fingerprint, kind=signal.kind, rule=signal.rule,
-                              model=signal.model, version=signal.version, severity=signal.severity,
-                              state=AlertState.OPEN, message=signal.message, labels=dict(signal.labels),
-                              deployment_id=signal.deployment_id, count=1, acknowledged_by="",
-                              acknowledged_at=None, silenced=False, created_at=now, updated_at=now, resolved_at=None)
-                events = [self._commit(tx, Change.RAISED, alert, None, now)]
-            else:
-                check_change(current.state, Change.UPDATED)
-                rose = signal.severity > current.severity
-                alert = dataclasses.replace(
-                    current, severity=max(signal.severity, current.severity), message=signal.message,
-                    labels={**current.labels, **signal.labels},
-                    deployment_id=signal.deployment_id or current.deployment_id, count=current.count + 1,
-                    updated_at=now,
-                    # a rise is flagged again even if someone acknowledged the milder alert
-                    acknowledged_by="" if rose else current.acknowledged_by,
-                    acknowledged_at=None if rose else current.acknowledged_at)
-                # check a rule's repeat says anything new: else it is counted on the row, not an event
-                if signal.periodic and not rose and not self._reminder_due(tx, current, now):
-                    tx.save(alert)
-                    return []
-                events = [self._commit(tx, Change.UPDATED, alert, current, now)]
+            events = self._raise(tx, signal, self._clock.now())
         self._announce(events)
         return events
 
@@ -129,6 +108,32 @@ class AlertEngine:
         return alert
 
     # --- inside a change ------------------------------------------------------------------------------------
+
+    def _raise(self, tx: AlertTx, signal: Signal, now: dt.datetime) -> list[AlertEvent]:
+        current = tx.open_alert(signal.fingerprint)
+        if current is None:
+            check_change(None, Change.RAISED)
+            alert = Alert(id=self._new_id(), fingerprint=signal.fingerprint, kind=signal.kind, rule=signal.rule,
+                          model=signal.model, version=signal.version, severity=signal.severity,
+                          state=AlertState.OPEN, message=signal.message, labels=dict(signal.labels),
+                          deployment_id=signal.deployment_id, count=1, acknowledged_by="",
+                          acknowledged_at=None, silenced=False, created_at=now, updated_at=now, resolved_at=None)
+            return [self._commit(tx, Change.RAISED, alert, None, now)]
+        check_change(current.state, Change.UPDATED)
+        rose = signal.severity > current.severity
+        alert = dataclasses.replace(
+            current, severity=max(signal.severity, current.severity), message=signal.message,
+            labels={**current.labels, **signal.labels},
+            deployment_id=signal.deployment_id or current.deployment_id, count=current.count + 1,
+            updated_at=now,
+            # a rise is flagged again even if someone acknowledged the milder alert
+            acknowledged_by="" if rose else current.acknowledged_by,
+            acknowledged_at=None if rose else current.acknowledged_at)
+        # check a rule's repeat says anything new: else it is counted on the row, not an event
+        if signal.periodic and not rose and not self._reminder_due(tx, current, now):
+            tx.save(alert)
+            return []
+        return [self._commit(tx, Change.UPDATED, alert, current, now)]
 
     def _reminder_due(self, tx: AlertTx, current: Alert, now: dt.datetime) -> bool:
         last = tx.last_event_time(current.id)

@@ -140,9 +140,7 @@ class AlertEvaluator(PeriodicTask):
         return evaluate_experiments(views, Severity.parse(self.alerts.experiment_severity), significance)
 
     def apply(self, found: Evaluation, kinds: list[AlertKind]) -> list[AlertEvent]:
-        events: list[AlertEvent] = []
-        for signal in found.signals:
-            events += self.engine.raise_signal(signal)
+        events = [event for signal in found.signals for event in self.engine.raise_signal(signal)]
         open_now = self.engine.store.open_fingerprints(kinds)
         cleared = found.cleared & open_now
         if found.exhaustive:

@@ -8,7 +8,7 @@ from modelctl.v1 import alert_pb2 as _pb
 
 from ..alerts.model import Alert, AlertEvent, AlertFilter, AlertKind, AlertState, Change, Severity, Silence
 from ..errors import FieldViolation, ValidationError
-from ._time import duration, ts
+from ._time import datetime_of, duration, ts
 
 _SEVERITIES = {s: _pb.AlertSeverity.Value(f"ALERT_SEVERITY_{s.name}") for s in Severity}
 _SEVERITIES_BACK = {v: k for k, v in _SEVERITIES.items()}
@@ -46,8 +46,8 @@ def state_from_proto(value: int, field: str = "state") -> AlertState | None:
 
 
 def filter_from_proto(r: _pb.ListAlertsRequest) -> AlertFilter:
-    since = r.since.ToDatetime(tzinfo=dt.timezone.utc) if r.HasField("since") else None
-    until = r.until.ToDatetime(tzinfo=dt.timezone.utc) if r.HasField("until") else None
+    since = datetime_of(r.since, "since") if r.HasField("since") else None
+    until = datetime_of(r.until, "until") if r.HasField("until") else None
     if since is not None and until is not None and until <= since:
         raise ValidationError(FieldViolation("until", "must be after since"))
     return AlertFilter(min_severity=severity_from_proto(r.min_severity, "min_severity"),
