@@ -334,3 +334,49 @@ def test_scores_match_the_report_without_the_tests(store: MemoryProfiles, clock:
     assert scores.feature_psi == {f.name: f.psi for f in report.features}
     assert (scores.data_score, scores.prior_score, scores.concept_score) == (
         report.data_score, report.prior_score, report.concept_score)
+
+
+def test_a_reference_folded_while_its_version_is_evicted_is_still_saved(store: MemoryProfiles,
+                                                                         clock: FakeClock) -> None:
+    svc = DriftService(store, clock, DriftSettings(), ThresholdSettings(), max_series=1)
+    load = svc._state
+    raced = []
+
+    def racing(key: tuple[str, str]) -> Any:  # another thread's first report of version 2 lands in between
+        state = load(key)
+        if key == ("fraud", "1") and not raced:
+            raced.append(load(("fraud", "2")))
+        return state
+
+    svc._state = racing  # type: ignore[method-assign]
+    svc.ingest([sample(clock, reference=True, numeric={"x": [float(i) for i in range(100)]})])
+    assert ("fraud", "1") in store.rows  # acknowledged, so written, not folded into a forgotten copy
+    svc._state = load  # type: ignore[method-assign]
+    assert svc.report("fraud", "1").features[0].reference_samples == 100
+
+
+def test_a_lowered_reference_size_seals_without_swallowing_live_values(store: MemoryProfiles,
+                                                                       clock: FakeClock) -> None:
+    svc = service(store, clock, reference_size=100)
+    svc.ingest([sample(clock, requests=80, numeric={"x": [float(i) for i in range(80)]})])
+    svc.reconfigure(DriftSettings(reference_size=50), ThresholdSettings())  # RestartSystem with a smaller size
+    svc.ingest([sample(clock, requests=100, numeric={"x": [float(i) for i in range(100)]})])
+    (x,) = svc.report("fraud", "1").features
+    assert (x.reference_samples, x.window_samples) == (80, 100)
+
+
+def test_a_reload_with_a_longer_drift_window_keeps_and_reports_that_much(store: MemoryProfiles,
+                                                                         clock: FakeClock) -> None:
+    svc = service(store, clock, window=3600.0)
+    svc.ingest([sample(clock, reference=True, numeric={"x": [float(i % 10) for i in range(100)]})])
+    svc.reconfigure(DriftSettings(window=7200.0), ThresholdSettings())  # RestartSystem: drift.window = 2h
+    assert svc.retention_seconds == 7200.0
+    for _ in range(720):  # two hours of one value every 10 s
+        svc.ingest([sample(clock, requests=1, numeric={"x": [1.0]})])
+        clock.advance(10)
+    report = svc.report("fraud", "1")
+    assert report.window_end - report.window_start == dt.timedelta(hours=2)
+    assert report.features[0].window_samples == 719  # all but the value exactly at the start: 2 h, not 1 h
+    svc.reconfigure(DriftSettings(window=3600.0), ThresholdSettings())  # and back: windows shrink again
+    svc.ingest([sample(clock, requests=1, numeric={"x": [1.0]})])
+    assert svc.footprint().buckets == 360

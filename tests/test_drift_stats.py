@@ -117,3 +117,9 @@ def test_the_reservoir_keeps_an_even_deterministic_spread_within_its_limit() -> 
     small = Reservoir(10)
     small.add([1.0, 2.0, 3.0])
     assert small.values == [1.0, 2.0, 3.0]
+
+
+def test_ks_of_one_value_each_side_is_a_number() -> None:
+    # n·m/(n+m) = 0.5 rounds to 0 samples, where the Kolmogorov distribution is NaN
+    result = ks_test(np.array([1, 0]), np.array([0, 1]))
+    assert result.statistic == 1.0 and 0.0 <= result.p_value <= 1.0

@@ -286,3 +286,30 @@ def test_the_refresher_exports_running_experiments_and_drops_stopped_ones(shop: 
     shop.srv.app.experiments.stop(eid)  # stopped behind the RPCs' back (another replica, say)
     shop.srv.call(refresher.tick())
     assert shop.gauge("modelctl_experiment_samples", model="shop", arm="control", version="1") is None
+
+
+def test_a_tiny_min_effect_or_share_still_reads_and_stops(shop: Shop) -> None:
+    # samples_needed divides by (min_effect x rate)², which underflows: it must cap, not crash the read and stop.
+    for kw in ({"min_effect": 1e-300}, {"min_effect": 1e-160}, {"treatment_percent": 1e-300}):
+        eid = shop.start(**kw).id
+        shop.convert("1", 50, 500)
+        shop.convert("2", 60, 500)
+        assert shop.get(eid).result.samples_needed == stats.MAX_SAMPLES_NEEDED - 500  # capped, less what it has
+        assert shop.stop(eid).state == STOPPED and shop.split() == {"1": 100.0}
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_arm_counts_saturate_instead_of_overflowing(server_factory: Callable[..., Any], tmp_path: Path,
+                                                    request: pytest.FixtureRequest, database: str) -> None:
+    env = {} if database == "sqlite" else {"MODELCTL_DATABASE_URL": request.getfixturevalue("pg_url")}
+    shop = _shop(server_factory, **env)
+    eid = shop.start().id
+    most = 2 ** 63 - 1
+    # Two samples of one request add up beyond BIGINT, and so do two requests.
+    big = dpb.MetricsSample(model="shop", version="2", requests=most, outcome=dpb.Outcome(successes=1, trials=most))
+    shop.api.ReportMetrics(dpb.ReportMetricsRequest(samples=[big, big]))
+    shop.convert("1", 1, most)
+    shop.convert("1", 1, most)
+    result = shop.get(eid).result
+    assert (result.control.samples, result.treatment.samples) == (most, most)
+    assert shop.stop(eid).state == STOPPED

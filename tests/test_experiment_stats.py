@@ -198,3 +198,32 @@ def test_an_aa_experiment_watched_fifty_times_stays_within_alpha_unlike_the_naiv
     assert naive > 0.15, naive  # peeking at a fixed-horizon test fails several times as often as it claims
     # the seeded run itself, so a change to the test's statistics shows up here: 7 of 300 against 104 of 300
     assert (round(sequential * 300), round(naive * 300)) == (7, 104)
+
+
+def test_an_error_rate_experiment_against_a_control_without_errors_can_conclude() -> None:
+    # A healthy control often has no errors at all: the mixture's width must not collapse to 0 with it.
+    clean, broken = ArmTotals(requests=5000, errors=0), ArmTotals(requests=5000, errors=500)
+    result = analyse(_experiment(metric=Metric.ERROR_RATE), clean, broken)
+    assert result.significant and result.winner == "1" and result.p_value < 1e-6
+    # while two error-free arms stay undecided
+    assert not analyse(_experiment(metric=Metric.ERROR_RATE), clean, clean).significant
+
+
+def _aa_from_zero_rates(seed: int, runs: int = 300, looks: int = 50, batch: int = 100) -> float:
+    """A/A with a rate so low that the control often has no event yet: the pooled-mean width stays valid."""
+    rng = np.random.default_rng(seed)
+    fooled = 0
+    for _ in range(runs):
+        control = rng.binomial(batch, 0.002, size=looks).cumsum()
+        treatment = rng.binomial(batch, 0.002, size=looks).cumsum()
+        p = 1.0
+        for look in range(looks):
+            n = batch * (look + 1)
+            p = stats.always_valid_p_value(p, stats.rate_summary(int(control[look]), n),
+                                           stats.rate_summary(int(treatment[look]), n), 0.1)
+        fooled += p < 0.05
+    return fooled / runs
+
+
+def test_an_aa_experiment_of_a_rare_event_stays_within_alpha() -> None:
+    assert _aa_from_zero_rates(seed=7) <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 300)

@@ -168,7 +168,7 @@ class Profile:
         """Live-built reference: take values until `size`; returns (the rest, whether it sealed now)."""
         if stream.sealed or stream.building is None:
             return values, False
-        room = size - len(stream.building.values)
+        room = max(0, size - len(stream.building.values))  # drift.reference_size may have been lowered since
         stream.building.values.extend(_as_list(values[:room]))
         stream.building.seen = len(stream.building.values)
         if len(stream.building.values) < size:

@@ -78,16 +78,19 @@ class DriftService:
         self._bucket_seconds = bucket_seconds
         self._max_series = max_series
         self._persist_interval = persist_interval
-        settings = settings or DriftSettings()
-        #: How far back windows reach; fixed at start (it sizes every window).
-        self.retention_seconds = min(max(settings.window, MIN_RETENTION), MAX_RETENTION)
-        self.reconfigure(settings, thresholds or ThresholdSettings())
+        self.reconfigure(settings or DriftSettings(), thresholds or ThresholdSettings())
 
     def reconfigure(self, settings: DriftSettings, thresholds: ThresholdSettings) -> None:
-        """New settings after a config reload; profiles and windows are kept."""
-        self.settings = settings
-        self._default_threshold = thresholds.drift_score
-        self._model_thresholds = parse_model_thresholds(settings.model_thresholds)
+        """New settings after a config reload; profiles and windows are kept, windows resized to drift.window."""
+        model_thresholds = parse_model_thresholds(settings.model_thresholds)
+        with self._lock:
+            self.settings = settings
+            self._default_threshold = thresholds.drift_score
+            self._model_thresholds = model_thresholds
+            #: How far back windows reach (they keep this many seconds of buckets).
+            self.retention_seconds = min(max(settings.window, MIN_RETENTION), MAX_RETENTION)
+            for state in self._versions.values():
+                state.window.max_buckets = self._window_buckets()
 
     def threshold(self, model: str) -> float:
         """drift.model_thresholds' entry for the model, else thresholds.drift_score."""
@@ -138,18 +141,24 @@ class DriftService:
 
     def ingest(self, samples: Sequence[TelemetrySample]) -> None:
         """Fold checked samples into the references and live windows; persist what must survive a restart."""
-        due: dict[_Key, bool] = {}
+        due: dict[_Key, tuple[_Version, bool]] = {}
         for sample in samples:
             if not sample.has_features:
                 continue
             key = (sample.model, sample.version)
-            state = self._state(key)
-            with self._lock:
-                force = self._fold(state, sample)
-                state.last_used = self._clock.monotonic()
-            due[key] = due.get(key, False) or force
-        for key, force in due.items():
-            self._persist(key, force=force)
+            while True:
+                state = self._state(key)
+                with self._lock:
+                    # check another version's first use did not evict this one meanwhile: what is folded into
+                    # a forgotten copy is never saved (a reference would be acknowledged, then lost)
+                    if self._versions.get(key) is not state:
+                        continue
+                    force = self._fold(state, sample)
+                    state.last_used = self._clock.monotonic()
+                    break
+            due[key] = (state, force or (key in due and due[key][1]))
+        for key, (state, force) in due.items():
+            self._persist(key, force=force, state=state)
 
     def _fold(self, state: _Version, sample: TelemetrySample) -> bool:
         """Fold one sample in (lock held); True when the profile must be written now."""
@@ -290,11 +299,13 @@ class DriftService:
         for key in dirty:
             self._persist(key, force=True)
 
-    def _persist(self, key: _Key, *, force: bool) -> None:
-        with self._lock:
-            state = self._versions.get(key)
+    def _persist(self, key: _Key, *, force: bool, state: _Version | None = None) -> None:
+        """Write the version's profile if due; `state` is the one just folded into, even if evicted since."""
         if state is None:
-            return
+            with self._lock:
+                state = self._versions.get(key)
+            if state is None:
+                return
         with state.persist_lock:  # one writer per version, each writing the state as it is when it writes
             with self._lock:
                 now = self._clock.monotonic()
@@ -330,7 +341,9 @@ class DriftService:
 
     def _evict_idle(self, keep: _Key) -> None:
         while len(self._versions) > self._max_series:
-            idle = min((k for k in self._versions if k != keep), key=lambda k: self._versions[k].last_used)
+            # the longest idle, and one already saved before one whose changes would be lost
+            idle = min((k for k in self._versions if k != keep),
+                       key=lambda k: (self._versions[k].dirty, self._versions[k].last_used))
             if self._versions[idle].dirty:
                 log.info("forgetting idle drift state of %s version %s before its reference was saved", *idle)
             del self._versions[idle]
@@ -341,7 +354,10 @@ class DriftService:
             return dict(state.profile.kinds) if state.profile is not None else {}
 
     def _new_window(self) -> LiveWindow:
-        return LiveWindow(self._bucket_seconds, max(1, math.ceil(self.retention_seconds / self._bucket_seconds)))
+        return LiveWindow(self._bucket_seconds, self._window_buckets())
+
+    def _window_buckets(self) -> int:
+        return max(1, math.ceil(self.retention_seconds / self._bucket_seconds))
 
 
 def _finite(values: Sequence[float]) -> np.ndarray:

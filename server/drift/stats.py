@@ -53,7 +53,7 @@ def ks_test(reference: np.ndarray, window: np.ndarray) -> StatResult:
     cdf_live = np.cumsum(window)[:-1] / m
     d = float(np.max(np.abs(cdf_ref - cdf_live))) if len(cdf_ref) else 0.0
     big, small = max(n, m), min(n, m)
-    effective = round(big * small / (big + small))
+    effective = max(1, round(big * small / (big + small)))  # n = m = 1 rounds to 0, where kstwo is NaN
     p_value = float(np.clip(stats.kstwo.sf(d, effective), 0.0, 1.0))
     return StatResult(d, p_value)
 

@@ -124,7 +124,7 @@ class LiveWindow:
         key = math.floor(seconds / self.bucket_seconds)
         bucket = self._buckets.get(key)
         if bucket is None:
-            if len(self._keys) >= self.max_buckets:
+            while self._keys and len(self._keys) >= self.max_buckets:  # a loop: max_buckets may have shrunk
                 if key < self._keys[0]:
                     self.dropped_late += 1
                     return None  # older than everything kept, and no room: too late to count

@@ -27,7 +27,7 @@ Ville's inequality P(Λ ever ≥ 1/α) ≤ α: the p-value p_n = min over looks 
 min(1, 1/Λ) may be watched after every report and acted on the moment it drops
 below α without inflating false positives. τ is tied to the effect the
 experiment is meant to find: τ_k = min_effect · |control mean| · 4^k for
-k = 0, 1, 2, averaged with equal weights (a mixture of martingales is a
+k = 0, 1, 2 (the pooled mean when the control's is 0), averaged with equal weights (a mixture of martingales is a
 martingale, so validity is unchanged). The k = 0 term is most powerful for
 effects of about min_effect; the wider ones confirm a much larger effect early
 instead of waiting for the evidence a single narrow τ would need.
@@ -63,6 +63,8 @@ from scipy import stats as _scipy
 MIN_SAMPLES = 30
 #: The sample-ratio-mismatch p-value below which the split is called broken.
 SRM_ALPHA = 0.001
+#: samples_needed never says more than this (2**53: exact in a double, fits the wire's uint64).
+MAX_SAMPLES_NEEDED = 2 ** 53
 #: Mixture widths, in units of min_effect x |control mean|.
 TAU_SCALES = (1.0, 4.0, 16.0)
 
@@ -160,15 +162,23 @@ def mixture_likelihood_ratio(control: ArmSummary, treatment: ArmSummary, taus: t
     return sum(ratios) / len(ratios)
 
 
-def mixture_taus(control: ArmSummary, min_effect: float) -> tuple[float, ...]:
-    baseline = abs(control.mean) * min_effect
+def mixture_taus(control: ArmSummary, min_effect: float, treatment: ArmSummary | None = None) -> tuple[float, ...]:
+    """min_effect x |control mean| x TAU_SCALES; the pooled mean stands in for a control mean of 0.
+
+    A control with no errors (or no conversions) yet is common: a width of 0 would
+    make Λ = 1 for ever, however far the treatment is from it.
+    """
+    mean = control.mean
+    if mean == 0.0 and treatment is not None and control.n + treatment.n > 0:
+        mean = (control.mean * control.n + treatment.mean * treatment.n) / (control.n + treatment.n)
+    baseline = abs(mean) * min_effect
     return tuple(baseline * scale for scale in TAU_SCALES)
 
 
 def always_valid_p_value(previous: float, control: ArmSummary, treatment: ArmSummary,
                          min_effect: float) -> float:
     """p_n = min(p_{n-1}, 1/Λ_n): the sequential p-value after one more look; it never rises."""
-    ratio = mixture_likelihood_ratio(control, treatment, mixture_taus(control, min_effect))
+    ratio = mixture_likelihood_ratio(control, treatment, mixture_taus(control, min_effect, treatment))
     return min(previous, 1.0, 1.0 / ratio)
 
 
@@ -202,8 +212,17 @@ def required_per_arm(control: ArmSummary, treatment: ArmSummary, *, rate: bool, 
     if var_c + var_t == 0.0:
         return None
     z = float(_scipy.norm.ppf(1.0 - alpha / 2.0) + _scipy.norm.ppf(power))
-    total = z * z * (var_c / (1.0 - treatment_share) + var_t / treatment_share) / (delta * delta)
-    return math.ceil((1.0 - treatment_share) * total), math.ceil(treatment_share * total)
+    # A tiny min_effect or share makes Δ² underflow or N overflow: "more than anyone will collect", not a crash.
+    try:
+        total = z * z * (var_c / (1.0 - treatment_share) + var_t / treatment_share) / (delta * delta)
+    except (ZeroDivisionError, OverflowError):
+        total = math.inf
+    return _capped((1.0 - treatment_share) * total), _capped(treatment_share * total)
+
+
+def _capped(n: float) -> int:
+    """ceil(n), at most MAX_SAMPLES_NEEDED (also for inf and NaN)."""
+    return math.ceil(n) if n < MAX_SAMPLES_NEEDED else MAX_SAMPLES_NEEDED
 
 
 def samples_needed(control: ArmSummary, treatment: ArmSummary, *, rate: bool, min_effect: float, alpha: float,

@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 from typing import Callable, Collection, Iterator, Sequence
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,9 @@ from .deployments import SqlDeploymentTx
 from .tables import ModelRow
 
 _SUMS = tuple(f.name for f in dataclasses.fields(ArmTotals))
+#: The integer sums (BIGINT columns), and the most they hold.
+_COUNTS = frozenset(name for name in _SUMS if isinstance(getattr(ArmTotals(), name), int))
+MAX_COUNT = 2 ** 63 - 1
 
 
 class SqlExperimentRepository:
@@ -50,6 +53,15 @@ class SqlExperimentRepository:
                 deltas = {name: getattr(inc.totals, name) for name in _SUMS if getattr(inc.totals, name)}
                 if not deltas:
                     continue
+                values = {}
+                for name, delta in deltas.items():
+                    column = getattr(ExperimentArmRow, name)
+                    if name in _COUNTS:
+                        # BIGINT sums saturate instead of overflowing (PostgreSQL refuses, SQLite turns REAL).
+                        delta = min(delta, MAX_COUNT)
+                        values[column] = case((column > MAX_COUNT - delta, MAX_COUNT), else_=column + delta)
+                    else:
+                        values[column] = column + delta
                 still_running = select(ExperimentRow.id).where(ExperimentRow.id == inc.experiment_id,
                                                                 ExperimentRow.active_model_id.is_not(None))
                 session.execute(
@@ -57,8 +69,7 @@ class SqlExperimentRepository:
                     .where(ExperimentArmRow.experiment_id == inc.experiment_id,
                            ExperimentArmRow.arm == inc.arm.value,
                            ExperimentArmRow.experiment_id.in_(still_running))
-                    .values({getattr(ExperimentArmRow, name): getattr(ExperimentArmRow, name) + delta
-                             for name, delta in deltas.items()})
+                    .values(values)
                     .execution_options(synchronize_session=False))
         return write
 
