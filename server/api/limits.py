@@ -1,0 +1,107 @@
+"""What one request may cost: bytes per message and entries per repeated field, per RPC.
+
+An outside fuzz run sent requests of up to 12 MB to every RPC (the transport then took
+16 MB) and the process grew from 149 to 455 MB without coming back: a parsed message and
+the lists its validation builds cost several times its bytes, and the allocator keeps
+what it got. So the cost is bounded before any work:
+
+- the transport refuses a message bigger than the largest limit below (`transport_limit`)
+  with RESOURCE_EXHAUSTED from its length prefix, before buffering it;
+- each RPC's deserializer refuses a message bigger than that RPC's own limit before
+  parsing it (RESOURCE_EXHAUSTED, not retriable: the same request is always too big);
+- after parsing, a repeated field or map with more than `MAX_REPEATED` entries is
+  INVALID_ARGUMENT naming the field, before the servicer runs. ReportMetrics and
+  UploadArtifact bound their own repeated fields (samples per report, values per
+  sample, chunk bytes) and are not walked.
+
+Artifacts are streamed: each UploadArtifact message is one chunk (the SDK sends at
+most 4 MiB), so the limit bounds a chunk, not the artifact.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from ..errors import FieldViolation, ResourceExhaustedError, ValidationError
+
+KIB = 1024
+MIB = 1024 * KIB
+
+#: Every request not listed below: names, filters, parameters, tokens. Far above any real one.
+DEFAULT_MAX_BYTES = 256 * KIB
+#: Per RPC (the name after /modelctl.v1.ModelController/), where a real request is bigger.
+MAX_BYTES: dict[str, int] = {
+    # 1000 samples of latencies, features, predictions: batches bigger than this are split by the SDK.
+    "ReportMetrics": 4 * MIB,
+    # One chunk (at most 4 MiB in the SDK) plus the header's fields.
+    "UploadArtifact": 4 * MIB + 64 * KIB,
+}
+#: Entries in any one repeated field or map of a request whose RPC does not bound its own.
+MAX_REPEATED = 10_000
+#: RPCs whose handler checks its repeated fields' lengths first thing (see telemetry_rpcs).
+OWN_REPEATED_LIMITS = frozenset({"ReportMetrics", "UploadArtifact"})
+
+_MESSAGE = FieldDescriptor.TYPE_MESSAGE
+
+
+class RequestTooLargeError(ResourceExhaustedError):
+    """A request message over its RPC's byte limit; sending it again will not help."""
+
+    retriable = False
+
+
+def max_bytes(rpc: str) -> int:
+    """The byte limit of one request message of `rpc` ("" for other services: health, reflection)."""
+    return MAX_BYTES.get(rpc, DEFAULT_MAX_BYTES)
+
+
+def transport_limit(configured: int) -> int:
+    """What the gRPC server itself accepts: no more than the largest per-RPC limit, nor than configured."""
+    return min(configured, max(DEFAULT_MAX_BYTES, *MAX_BYTES.values()))
+
+
+def check_size(rpc: str, size: int) -> RequestTooLargeError | None:
+    limit = max_bytes(rpc)
+    if size <= limit:
+        return None
+    name = rpc or "this call"
+    return RequestTooLargeError(f"request of {size} bytes is over the {limit}-byte limit of {name}"
+                                + ("; send fewer samples per report" if rpc == "ReportMetrics" else ""))
+
+
+def check_repeated(rpc: str, message: Message) -> ValidationError | None:
+    """A ValidationError naming the first repeated field or map over `MAX_REPEATED`, else None."""
+    if rpc in OWN_REPEATED_LIMITS:
+        return None
+    field = _overfull(message, "")
+    if field is None:
+        return None
+    return ValidationError(FieldViolation(field, f"at most {MAX_REPEATED} entries per request"))
+
+
+def _overfull(message: Message, prefix: str) -> str | None:
+    for fd, value in message.ListFields():
+        path = f"{prefix}{fd.name}"
+        if fd.is_repeated:
+            if len(value) > MAX_REPEATED:
+                return path
+            if fd.type != _MESSAGE:
+                continue
+            if fd.message_type.GetOptions().map_entry:
+                value_field = fd.message_type.fields_by_name["value"]
+                items = list(value.items()) if value_field.type == _MESSAGE else []
+                for key, item in items:
+                    found = _overfull(item, f"{path}[{key}].")
+                    if found:
+                        return found
+                continue
+            for n, item in enumerate(value):
+                found = _overfull(item, f"{path}[{n}].")
+                if found:
+                    return found
+        elif fd.type == _MESSAGE:
+            found = _overfull(value, f"{path}.")
+            if found:
+                return found
+    return None
