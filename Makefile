@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install proto proto-check dashboards system-deps lint test demo bench clean
+.PHONY: install proto proto-check dashboards docs system-deps lint test demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Regenerate client/v1 (modelctl.v1) from proto/.
+## Regenerate client/v1 (modelctl.v1) and docs/api.md from proto/; proto-check fails when either is stale.
 proto: $(STAMP)
 	$(PY) scripts/gen_protos.py
 
@@ -24,6 +24,10 @@ proto-check: $(STAMP)
 ## Regenerate grafana/dashboards/*.json from scripts/gen_dashboards.py (commit the JSON).
 dashboards: $(STAMP)
 	$(PY) scripts/gen_dashboards.py
+
+## Regenerate the generated sections of docs/configuration.md and docs/architecture.md (scripts/gen_docs.py).
+docs: $(STAMP)
+	$(PY) scripts/gen_docs.py
 
 ## Debian packages the integration tests use: Prometheus (+promtool) for the scrape and rule tests,
 ## docker-compose v1 to validate docker-compose.yml offline.
@@ -37,8 +41,9 @@ lint: $(STAMP)
 test: $(STAMP) system-deps proto-check lint
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
+## The whole story on SQLite with a simulated fleet (scripts/demo.py); ARGS=--keep-running to explore after.
 demo: $(STAMP)
-	bash scripts/demo.sh
+	$(PY) scripts/demo.py $(ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
