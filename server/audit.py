@@ -45,7 +45,8 @@ class AuditLog:
                target: str = "", detail: str = "", peer: str = "") -> None:
         with self._db.session() as s:
             s.add(AuditRow(time=self._clock.now(), token_id=token_id, token_name=token_name, role=role,
-                           rpc=rpc, target=target[:2000], outcome=outcome, detail=detail[:2000], peer=peer[:128]))
+                           rpc=rpc, target=_text(target[:2000]), outcome=outcome, detail=_text(detail[:2000]),
+                           peer=peer[:128]))
 
     def list(self, *, page_size: int = 0, page_token: str = "", rpc: str = "", token_id: str = "",
              outcome: str = "") -> AuditPage:
@@ -66,6 +67,11 @@ class AuditLog:
         rows = rows[:size]
         token = encode_page_token("audit", str(rows[-1].id)) if more and rows else ""
         return AuditPage([_event(r) for r in rows], token)
+
+
+def _text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL: a request field quoted in the audit record must not lose the record."""
+    return value.replace("\x00", "\\0")
 
 
 def _event(r: AuditRow) -> AuditEvent:

@@ -100,6 +100,17 @@ def test_repeat_notifies_again_after_repeat_interval_and_resolution_goes_to_thos
     assert "modelctl alerts ack" in rows[0].body and "fraud" in rows[0].body
 
 
+def test_an_acknowledged_alert_sends_no_reminders_until_its_severity_rises(env) -> None:  # type: ignore[no-untyped-def]
+    engine, _, clock, db, _ = env
+    alert = engine.raise_signal(_signal())[0].alert
+    engine.acknowledge(alert.id, "alice")
+    clock.advance(3601)  # past repeat_interval: an unacknowledged alert would remind the destination
+    assert engine.raise_signal(_signal())[0].change is Change.UPDATED
+    assert len(_outbox(db)) == 1
+    engine.raise_signal(_signal(Severity.CRITICAL))  # a rise clears the acknowledgement and notifies
+    engine.resolve(alert.fingerprint)  # and the resolution reaches those who heard of it
+    assert [r.title[:10] for r in _outbox(db)] == ["[ERROR] fr", "[CRITICAL]", "[RESOLVED]"]
+
 def test_silenced_alerts_are_recorded_and_streamed_but_not_notified(env) -> None:  # type: ignore[no-untyped-def]
     engine, silences, clock, db, announced = env
     silence = silences.create(model="fraud", kind=AlertKind.THRESHOLD, duration_seconds=3600,
@@ -187,6 +198,7 @@ def test_a_silence_expires_by_time_and_matches_min_severity(env) -> None:  # typ
     (dict(model="fraud", duration_seconds=200 * 86400, comment="x"), "duration"),
     (dict(model="fraud", duration_seconds=60, comment=" "), "comment"),
     (dict(model="fraud", duration_seconds=60, comment="x" * 501), "comment"),
+    (dict(model="fraud", duration_seconds=60, comment="a\x00b"), "comment"),  # PostgreSQL stores no NUL
     (dict(version="1", duration_seconds=60, comment="x"), "version"),
     (dict(model="bad name!", duration_seconds=60, comment="x"), "model"),
 ])

@@ -227,6 +227,10 @@ def test_bad_stream_requests(live_server, request_, field) -> None:  # type: ign
     ("CreateSilence", alert_pb2.CreateSilenceRequest(model="m", duration={"seconds": -5}, comment="x"),
      grpc.StatusCode.INVALID_ARGUMENT),
     ("ExpireSilence", alert_pb2.ExpireSilenceRequest(id="nosuch"), grpc.StatusCode.NOT_FOUND),
+    ("CreateSilence", alert_pb2.CreateSilenceRequest(model="m", duration={"seconds": 60}, comment="a\x00b"),
+     grpc.StatusCode.INVALID_ARGUMENT),
+    ("TestNotifications", alert_pb2.TestNotificationsRequest(url="json://user:pa[ss@127.0.0.1:9/x"),
+     grpc.StatusCode.INVALID_ARGUMENT),
 ])
 def test_bad_inputs_get_clear_statuses(live_server, call, request_, code) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(grpc.RpcError) as err:
@@ -250,3 +254,15 @@ def test_list_ack_and_silence_through_the_sdk(server_factory) -> None:  # type: 
         assert silence.active and silence.created_by.startswith("test-operator")
         assert [s.id for s in client.list_silences()] == [silence.id]
         assert not client.expire_silence(silence.id).active
+
+
+def test_a_nul_in_a_silence_comment_is_refused_and_still_audited_on_postgresql(server_factory, pg_url) -> None:  # type: ignore[no-untyped-def]
+    from modelctl.v1 import system_pb2
+
+    srv = server_factory(MODELCTL_DATABASE_URL=pg_url, **QUIET)
+    api = stub(srv.address, srv.admin_token)
+    with pytest.raises(grpc.RpcError) as err:
+        api.CreateSilence(alert_pb2.CreateSilenceRequest(model="m", duration={"seconds": 60}, comment="a\x00b"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_fields(err.value) == ["comment"]
+    events = api.ListAuditEvents(system_pb2.ListAuditEventsRequest(rpc="CreateSilence")).events
+    assert [e.outcome for e in events] == ["INVALID_ARGUMENT"] and "a\\0b" in events[0].target

@@ -170,3 +170,20 @@ def test_rollout_metrics_from_a_real_controller(server_factory) -> None:  # type
         0.012 * value("modelctl_model_latency_seconds_count", {"model": "fraud", "version": "1"}))
     assert value("modelctl_database_transaction_seconds_count", {"kind": "write"}) > 0
     assert value("modelctl_database_transaction_seconds_count", {"kind": "read"}) > 0
+
+
+def test_open_alerts_are_exported_from_the_database_at_start(server_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A restarted controller exports the alerts still open, before any new alert change (the Overview's
+    "open alerts by severity" and every severity at 0 on a fresh server)."""
+    from modelctl_server.alerts.model import AlertKind, Severity, Signal
+
+    from conftest import make_settings
+
+    settings = make_settings(tmp_path / "data")
+    first = server_factory(settings)
+    first.app.alerts.raise_signal(Signal(AlertKind.DEPLOYMENT, "deployment:d1", Severity.ERROR, "rolled back",
+                                         "fraud", "1", deployment_id="d1"))
+    first.stop()
+    value = server_factory(settings).app.recorder.registry.get_sample_value
+    assert value("modelctl_alerts_open", {"severity": "ERROR"}) == 1
+    assert value("modelctl_alerts_open", {"severity": "CRITICAL"}) == 0

@@ -51,6 +51,8 @@ class SilenceService:
             problems.add("comment", "is required: say why (e.g. 'maintenance of the feature store')")
         elif len(comment) > MAX_COMMENT:
             problems.add("comment", f"must be at most {MAX_COMMENT} characters")
+        elif any(ord(c) < 32 and c not in "\t\n" for c in comment):
+            problems.add("comment", "must not contain control characters")
         problems.raise_if_any()
         now = self._clock.now()
         silence = Silence(id=self._new_id(), model=model, version=version, kind=kind, min_severity=min_severity,

@@ -9,6 +9,7 @@ module's `mask_text` also scrubs from error messages.
 from __future__ import annotations
 
 import hashlib
+import re
 import urllib.parse
 from dataclasses import dataclass, field
 
@@ -52,8 +53,8 @@ def parse_destination(url: str, *, min_severity: Severity = Severity.WARNING, mo
     if plugin is None:
         raise ConfigError(f"{where}: {fallback_mask(url)} is not a URL Apprise can send to "
                           f"(e.g. mailto://, json://, slack://)")
-    return Destination(url=url, masked=plugin.url(privacy=True), scheme=scheme[:32], min_severity=min_severity,
-                       models=frozenset(models), kinds=frozenset(kinds))
+    return Destination(url=url, masked=_mask_query(plugin.url(privacy=True)), scheme=scheme[:32],
+                       min_severity=min_severity, models=frozenset(models), kinds=frozenset(kinds))
 
 
 def destinations_from_settings(n: NotificationSettings) -> list[Destination]:
@@ -76,10 +77,33 @@ def destinations_from_settings(n: NotificationSettings) -> list[Destination]:
 
 
 def fallback_mask(url: str) -> str:
-    """For a URL Apprise cannot parse: the scheme and host only."""
+    """For a URL Apprise cannot parse: the scheme only (slack://, discord://, pbul:// ... carry the token
+    where a host would be; the caller says which URL by its place in the config)."""
+    scheme = url.partition("://")[0] if "://" in url else ""
+    # not urlsplit: it raises on a stray "[" (e.g. in a password), and this is the error path
+    return f"{scheme}://{MASK}" if scheme.isalnum() and len(scheme) <= 32 else MASK
+
+
+#: Query keys whose values are credentials; `+` (headers), `-` (query parameters) and `:` (payload
+#: fields) of Apprise's json://, xml:// and form:// are where webhooks take API keys, and Apprise's
+#: privacy form shows them unmasked.
+_SECRET_KEY = re.compile(r"^[+\-:]|token|pass|secret|key|auth|sig|cred", re.IGNORECASE)
+
+
+def _query_secret(key: str) -> bool:
+    return bool(_SECRET_KEY.search(urllib.parse.unquote_plus(key)))
+
+
+def _mask_query(url: str) -> str:
+    """`url` with the values of secret-looking query keys masked."""
     parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}/{MASK}" if parts.scheme else MASK
+    if not parts.query:
+        return url
+    items = []
+    for item in parts.query.split("&"):
+        key, eq, value = item.partition("=")
+        items.append(f"{key}={MASK}" if eq and value and _query_secret(key) else item)
+    return urllib.parse.urlunsplit(parts._replace(query="&".join(items)))
 
 
 def mask_text(text: str, url: str, masked: str) -> str:
@@ -87,16 +111,22 @@ def mask_text(text: str, url: str, masked: str) -> str:
     if not text:
         return text
     text = text.replace(url, masked)
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # not a URL urllib can split (a stray "["): nothing more to recognise in it
+        return text
     secrets = {parts.password or ""}
     secrets.update(segment for segment in parts.path.split("/") if len(segment) >= 6)
     if parts.username and len(parts.username) >= 6 and parts.scheme not in ("mailto", "mailtos"):
         secrets.add(parts.username)  # many schemes carry a token as the "user"
     if parts.hostname and parts.scheme in ("slack", "discord", "tgram", "pover", "msteams"):
         secrets.add(parts.hostname)  # token-as-host schemes
-    for _key, value in urllib.parse.parse_qsl(parts.query):
-        if len(value) >= 6:
-            secrets.add(value)
+    for item in parts.query.split("&"):
+        key, _, raw = item.partition("=")
+        value = urllib.parse.unquote_plus(raw)
+        if len(value) >= 6 or (value and _query_secret(key)):
+            # as written, decoded, and re-encoded: an error may quote the URL in any of these forms
+            secrets.update((raw, value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)))
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         text = text.replace(secret, MASK)
     return text

@@ -5,7 +5,9 @@ when an alert change queued something, it reads the due rows, sends them per
 destination (destinations in parallel, each destination's messages in order)
 and records the outcome. A failure is retried after `backoff * 1.5**n` (capped
 at `max_backoff`, with jitter so a recovered endpoint is not hit by every
-retry at once) until `max_attempts`, then marked FAILED and counted. Rows live
+retry at once) until `max_attempts`, then marked FAILED and counted. After a
+failure the destination's other messages of that round are not tried: they wait
+for the same retry, without spending attempts. Rows live
 in the database, so a restart resumes exactly what was still owed. A crash
 between a send and its record sends that one message again: at-least-once,
 like Alertmanager.
@@ -91,29 +93,43 @@ class OutboxWorker(PeriodicTask):
             chunks = [rows]
         else:
             chunks = [[row] for row in rows]
-        for chunk in chunks:
+        for i, chunk in enumerate(chunks):
             title, body, kind = messages.grouped([(r.title, r.body, r.notify_type) for r in chunk])
             result = await self._run(self._send, destination, title, body, kind)
-            await self._record(destination, chunk, result)
+            retry_at = await self._record(destination, chunk, result)
+            rest = [r.id for later in chunks[i + 1:] for r in later]
+            if not result.delivered and rest:
+                # check the destination is back before the rest: a dead endpoint can cost a connect timeout
+                # per message, and the round (every destination's next one) would wait for them all
+                at = retry_at or self._clock.now() + dt.timedelta(seconds=retry_delay(1, self.settings, self._rng))
+                await self._run(self.store.postpone, rest, at)
+                return
 
-    async def _record(self, destination: Destination, rows: list[Due], result: SendResult) -> None:
+    async def _record(self, destination: Destination, rows: list[Due], result: SendResult) -> dt.datetime | None:
+        """Store the outcome; returns when the rows left pending are due again (None: none left)."""
         ids = [r.id for r in rows]
         now = self._clock.now()
         if result.delivered:
             await self._run(self.store.sent, ids, now)
             self._count("sent", destination, len(ids))
-            return
-        attempts = max(r.attempts for r in rows) + 1
-        if attempts >= self.settings.max_attempts:
-            await self._run(self.store.failed, ids, result.error)
-            self._count("failed", destination, len(ids))
-            log.warning("notification to %s failed for good after %d attempts: %s", destination.masked, attempts,
-                        result.error)
-            return
+            return None
+        # each row counts its own attempts: one grouped with an old retry is not spent by it
+        spent = [r.id for r in rows if r.attempts + 1 >= self.settings.max_attempts]
+        if spent:
+            await self._run(self.store.failed, spent, result.error)
+            self._count("failed", destination, len(spent))
+            log.warning("notification to %s failed for good after %d attempts: %s", destination.masked,
+                        self.settings.max_attempts, result.error)
+        again = [r for r in rows if r.attempts + 1 < self.settings.max_attempts]
+        if not again:
+            return None
+        attempts = max(r.attempts for r in again) + 1
         delay = retry_delay(attempts, self.settings, self._rng)
-        await self._run(self.store.retry, ids, now + dt.timedelta(seconds=delay), result.error)
+        at = now + dt.timedelta(seconds=delay)
+        await self._run(self.store.retry, [r.id for r in again], at, result.error)
         log.info("notification to %s failed (attempt %d of %d), retrying in %.1fs: %s", destination.masked,
                  attempts, self.settings.max_attempts, delay, result.error)
+        return at
 
     def _count(self, outcome: str, destination: Destination, n: int) -> None:
         if self._recorder is not None:

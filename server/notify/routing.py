@@ -3,7 +3,7 @@
 - silenced or acknowledged: nobody (the alert is still recorded and streamed);
 - raised: every destination whose severity, model and kind filters it passes;
 - updated: on a severity rise at once; a plain repeat only after `repeat_interval`
-  since that destination last heard of the alert;
+  since that destination last heard of the alert, and never once acknowledged;
 - resolved: the destinations that heard of the alert.
 """
 
@@ -42,6 +42,8 @@ class Router:
             targets = [d for d in self.destinations if d.wants(alert)]
         else:
             rose = previous is not None and alert.severity > previous.severity
+            if alert.acknowledged and not rose:
+                return []  # someone is on it: no reminders (a rise cleared the acknowledgement)
             targets = [d for d in self.destinations if d.wants(alert)
                        and (rose or self._repeat_due(lookup, alert, d, now))]
         return [self._message(d, change, alert, previous) for d in targets]
