@@ -380,3 +380,35 @@ def test_a_reload_with_a_longer_drift_window_keeps_and_reports_that_much(store: 
     svc.reconfigure(DriftSettings(window=3600.0), ThresholdSettings())  # and back: windows shrink again
     svc.ingest([sample(clock, requests=1, numeric={"x": [1.0]})])
     assert svc.footprint().buckets == 360
+
+
+def test_the_gate_ignores_psi_noise_of_a_small_unshifted_window(store: MemoryProfiles, clock: FakeClock) -> None:
+    """30 unchanged values have a PSI near 0.3 over ten bins: noise the gate must not fail a canary on."""
+    rng = np.random.default_rng(11)
+    svc = service(store, clock)
+    svc.ingest([sample(clock, reference=True, numeric={"x": rng.normal(0, 1, N).tolist()})])
+    clock.advance(1)
+    step = clock.now()
+    clock.advance(1)
+    svc.ingest([sample(clock, requests=30, numeric={"x": rng.normal(0, 1, 30).tolist()})])
+    clock.advance(1)
+    noisy = svc.report("fraud", "1", 2.5).features[0]
+    assert noisy.psi > 0.1 and not noisy.drifted  # the raw PSI alone would fail a 0.1 gate
+    assert svc.drift_score("fraud", "1", step, clock.now()) == 0.0
+    # The same few values, shifted by three standard deviations, are significant and count.
+    svc.ingest([sample(clock, requests=30, numeric={"x": rng.normal(3, 1, 30).tolist()})])
+    clock.advance(1)
+    shifted = svc.drift_score("fraud", "1", step, clock.now())
+    assert shifted is not None and shifted > 0.25
+
+
+def test_a_models_drift_threshold_is_its_deployments_gate_default(clock: FakeClock) -> None:
+    drift = service(MemoryProfiles(), clock, model_thresholds=("fraud=0.3",))
+    world = World(drift=drift, clock=clock)  # type: ignore[arg-type]
+    world.repo.add_model("fraud", ["v1", "v2", "v3"], live="v1")  # type: ignore[attr-defined]
+    first = world.controller.get(world.deploy("v2", Strategy.CANARY))
+    assert first.params.thresholds.drift_score == 0.3
+    world.controller.abort(first.id)
+    # A threshold given with the deployment still wins.
+    second = world.controller.get(world.deploy("v3", Strategy.CANARY, ParamOverrides(drift_score=0.05)))
+    assert second.params.thresholds.drift_score == 0.05

@@ -16,15 +16,16 @@ import logging
 import math
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Collection
 
 from ..clock import Clock
 from ..config import DeploymentSettings, ThresholdSettings
 from ..durations import format_duration
-from ..errors import FailedPreconditionError, NotFoundError
+from ..errors import FailedPreconditionError, NotFoundError, UnavailableError
 from ..telemetry.window import DriftSource, MetricsSource
 from . import rolling
 from ._messages import already_active, back_on, experiment_running, step_message, strategy_name
+from .dry_run import DryRunTx, WouldWrite
 from .gates import GateInputs, describe_failure, describe_wait, evaluate_gates, format_percent
 from .model import Deployment, DeploymentEvent, EventKind, Gate, GateEvaluation, Instance, Verdict
 from .params import ParamOverrides, resolve_params
@@ -98,6 +99,10 @@ class DeploymentController(DeploymentQueries):
     def create(self, model: str, version: str, strategy: Strategy,
                overrides: ParamOverrides | None = None, *, created_by: str = "") -> DeploymentUpdate:
         """Store a PENDING deployment; the next `advance` starts it."""
+        model_threshold = getattr(self._drift, "threshold", None)
+        if model_threshold is not None and (overrides is None or overrides.drift_score is None):
+            # The model's own drift threshold (drift.model_thresholds) is its gate's default too.
+            overrides = dataclasses.replace(overrides or ParamOverrides(), drift_score=model_threshold(model))
         params = resolve_params(strategy, overrides, defaults=self._defaults, thresholds=self._thresholds)
         try:
             with self._repo.transaction() as tx:
@@ -223,25 +228,52 @@ class DeploymentController(DeploymentQueries):
         return self._decide(deployment_id, self._advance).events
 
     def advance_all(self) -> list[DeploymentEvent]:
-        """One tick of the reconcile loop over every active deployment; one failing does not stop the rest."""
+        """One tick of the reconcile loop over every active deployment; one failing does not stop the rest.
+
+        Only the deployments whose step is due take their row lock (see `dry_run`): a tick where nothing
+        is due is one read-only transaction, however many deployments are running.
+        """
         events: list[DeploymentEvent] = []
-        for deployment_id in self.active_ids():
+        for deployment_id in self.due_ids():
             try:
                 events += self.advance(deployment_id)
+            except UnavailableError:
+                raise  # the database is out, not this deployment: the loop backs off (PeriodicTask)
             except Exception:  # noqa: BLE001 - the loop must go on; the next tick retries
                 log.exception("advancing deployment %s failed; retrying on the next tick", deployment_id)
         return events
 
-    def on_metrics(self, model: str, version: str) -> list[DeploymentEvent]:
-        """Fast-fail: call after metrics for (model, version) are ingested.
+    def due_ids(self) -> list[str]:
+        """The active deployments, oldest first, whose next `advance` would change something."""
+        now = self._clock.now()
+        due: list[str] = []
+        with self._repo.read() as tx:
+            active = tx.list_deployments(phases=_ACTIVE_PHASES, limit=_NO_LIMIT)
+            for dep in reversed(active):  # oldest first, as the loop has always gone
+                change = _Change(DryRunTx(tx), dep, now)  # type: ignore[arg-type]
+                try:
+                    self._advance(change)
+                except WouldWrite:
+                    due.append(dep.id)
+                    continue
+                except Exception:  # noqa: BLE001 - let the real advance fail, and log, under the lock
+                    due.append(dep.id)
+                    continue
+                if change.dep != dep or change.events:
+                    due.append(dep.id)
+        return due
+
+    def on_metrics(self, model: str, version: str | Collection[str]) -> list[DeploymentEvent]:
+        """Fast-fail: call once per model after metrics for its `version` (or versions) are ingested.
 
         A critical gate breached with enough samples rolls back now, not at the
-        end of the step. The check is read-only until it finds a breach, so the
-        common case of healthy metrics costs one read.
+        end of the step. The check is read-only until it finds a breach, and the
+        active deployment comes from memory (`active_deployment`), so the common
+        case of healthy metrics reads no database at all.
         """
-        with self._repo.read() as tx:
-            dep = tx.active_deployment(model)
-        if dep is None or version not in (dep.version, dep.previous_version) or not _watched(dep):
+        versions = {version} if isinstance(version, str) else set(version)
+        dep = self.active_deployment(model)
+        if dep is None or not versions & {dep.version, dep.previous_version} or not _watched(dep):
             return []
         if not self._critical_failures(dep, self._clock.now()):
             return []
@@ -454,8 +486,7 @@ class DeploymentController(DeploymentQueries):
                  for i in instances]
         self._set_traffic(c, rolling.instance_split(after, c.dep.version, c.dep.previous_version))
         # The count of batches follows the instances: one registering or lost mid-rollout changes it.
-        size = len(batch) if len(batch) == rolling.batch_size(c.dep.params, len(rolling.serving(instances))) \
-            else rolling.batch_size(c.dep.params, len(rolling.serving(instances)))
+        size = rolling.batch_size(c.dep.params, len(rolling.serving(instances)))
         total = c.dep.step + 1 + rolling.batch_count(after, c.dep.version, size)
         self._sync_status(c, step=c.dep.step + 1, step_started_at=c.now, total_steps=total)
         self._step_started(c, f"batch {c.dep.step}: {', '.join(sorted(moved))} -> {c.dep.version} "
@@ -578,6 +609,10 @@ class DeploymentController(DeploymentQueries):
             drift = self._drift.drift_score(dep.model, dep.version, since, now)
         return GateInputs(deployment_id=dep.id, step=dep.step, params=params, candidate=candidate,
                           stable=stable, drift=drift)
+
+
+_ACTIVE_PHASES = frozenset(p for p in Phase if p.is_active)
+_NO_LIMIT = 1 << 31
 
 
 def _watched(dep: Deployment) -> bool:

@@ -10,8 +10,10 @@ Per feature (and for the predictions, treated as a numeric feature):
   differences too small to matter in large ones.
 
 Per version:
-- `data_score` = the largest feature PSI among features judged (0 when none);
-  the deployment drift gate reads it over each step window.
+- `data_score` = the largest feature PSI among features judged (0 when none).
+  The deployment drift gate reads it over each step window counting only the
+  features whose test is significant (`gate_score`): a step's few values
+  cannot fail a healthy canary on PSI noise.
 - `prior_score` = the PSI of the predictions (0 when not judged).
 - `concept_score` = max(0, reference accuracy - window accuracy), accuracy being
   correct / labelled (0 when either side has no labels).
@@ -103,10 +105,25 @@ def build_scores(snap: Snapshot) -> DriftScores:
                        feature_psi)
 
 
-def data_score(features: list[StreamSnapshot]) -> float | None:
-    """The largest PSI among features with a reference and window values; None when there is none."""
-    scores = [_psi(s) for s in features if _judgeable(s)]
-    return max(scores) if scores else None
+def gate_score(features: list[StreamSnapshot], alpha: float) -> float | None:
+    """The drift gate's score: the largest PSI among features whose shift is significant (p < alpha).
+
+    PSI alone is noisy on a step's few values (about 0.3 on 30 unchanged values over
+    ten bins), so a feature whose test cannot tell its window from the reference adds
+    0, as it does to `drifted`. None when no feature has a reference and window values.
+    """
+    judged = [s for s in features if _judgeable(s)]
+    if not judged:
+        return None
+    significant = [_psi(s) for s in judged if _p_value(s) < alpha]
+    return max(significant, default=0.0)
+
+
+def _p_value(s: StreamSnapshot) -> float:
+    assert s.reference is not None and s.window is not None
+    if s.kind is FeatureKind.NUMERIC:
+        return stats.ks_test(s.reference, s.window).p_value
+    return stats.chi_square_test(s.reference, s.window).p_value
 
 
 def judge(s: StreamSnapshot, snap: Snapshot, threshold: float, alpha: float) -> FeatureDrift:

@@ -35,7 +35,7 @@ from ..errors import FieldViolation
 from ..telemetry.sample import TelemetrySample
 from .model import DriftReport, DriftScores, FeatureKind, ProfileStore, ReferenceSource, StoredProfile
 from .profile import Profile, Stream
-from .report import Snapshot, StreamSnapshot, build_report, build_scores, data_score
+from .report import Snapshot, StreamSnapshot, build_report, build_scores, gate_score
 from .window import LiveWindow
 
 log = logging.getLogger(__name__)
@@ -218,13 +218,15 @@ class DriftService:
     # --- reading ----------------------------------------------------------------------------------------------
 
     def drift_score(self, model: str, version: str, since: dt.datetime, until: dt.datetime) -> float | None:
-        """The version's data_score between `since` and `until`; None without a sealed reference and values."""
+        """The drift gate's score between `since` and `until`: the largest PSI of a significantly shifted
+        feature (KS or chi-square p < drift.alpha, as for `drifted`), 0 when none is; None without a
+        sealed reference and values."""
         state = self._state((model, version))
         with self._lock:
             if state.profile is None:
                 return None
             streams = list(self._streams(state, since, until)[0])
-        return data_score(streams)
+        return gate_score(streams, self.settings.alpha)
 
     def report(self, model: str, version: str, window_seconds: float | None = None) -> DriftReport:
         """Drift of the last `window_seconds` (default drift.window, at most the retention) of a version.
