@@ -25,13 +25,19 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class ServerSettings:
+    #: gRPC listen address, HOST:PORT (port 0: any free port; the server prints the one it got).
     grpc_address: str = "127.0.0.1:50051"
+    #: Prometheus /metrics listen address (its own port, no token).
     metrics_address: str = "127.0.0.1:9464"
+    #: SQLite database, uploaded artifacts and the generated admin token (relative to the working directory).
     data_dir: str = "./modelctl-data"
+    #: PEM certificate; with tls_key set too, the server speaks TLS.
     tls_cert: str = ""
+    #: PEM private key (unencrypted) of tls_cert.
     tls_key: str = ""
     #: When set, clients must present a certificate signed by this CA (mTLS).
     tls_client_ca: str = ""
+    #: Largest message either way (bigger is RESOURCE_EXHAUSTED); artifacts stream in chunks, so not their limit.
     max_message_bytes: int = 16 * 1024 * 1024
     #: After SIGTERM, how long to keep serving with health NOT_SERVING so load balancers
     #: stop routing here before the listener closes (Kubernetes: about one readiness period).
@@ -42,7 +48,9 @@ class ServerSettings:
     keepalive_min_ping_interval: float = 10.0
     #: Server pings idle connections this often to detect dead peers on long streams.
     keepalive_time: float = 30.0
+    #: A peer that does not answer a keepalive ping within this is dropped.
     keepalive_timeout: float = 10.0
+    #: Thread pool for database and disk work (the event loop never blocks on them).
     worker_threads: int = 8
 
 
@@ -58,6 +66,7 @@ class DatabaseSettings:
 class RegistrySettings:
     #: Empty means <data_dir>/models.
     models_dir: str = ""
+    #: Non-archived versions kept per model; one more archives the oldest that is neither live nor the rollback target.
     max_versions: int = 10
     #: Largest artifact UploadArtifact accepts; beyond it the upload is RESOURCE_EXHAUSTED and removed.
     max_artifact_bytes: int = 10 * 1024 ** 3
@@ -67,11 +76,17 @@ class RegistrySettings:
 
 @dataclass(frozen=True)
 class DeploymentSettings:
+    #: Canary traffic steps in percent, increasing, ending at 100.
     steps: tuple[int, ...] = (5, 10, 25, 50, 100)
+    #: Time per canary step (at least 100ms); a rolling batch's too.
     step_interval: float = 30.0
+    #: Requests a gate needs in its window before it may pass or fail.
     min_samples: int = 50
+    #: Failed gate evaluations before a rollback (a critical gate's breach rolls back at once).
     failure_limit: int = 2
+    #: A step that cannot gather min_samples by then fails the deployment (traffic back).
     progress_deadline: float = 300.0
+    #: How long immediate and blue-green deployments are watched after the switch.
     bake_time: float = 60.0
     #: How often the reconcile loop ticks when nothing wakes it earlier.
     reconcile_interval: float = 1.0
@@ -81,8 +96,11 @@ class DeploymentSettings:
 
 @dataclass(frozen=True)
 class ThresholdSettings:
+    #: Error-rate gate and alert: errors / requests.
     error_rate: float = 0.05
+    #: p95 latency gate and alert, in milliseconds.
     latency_p95_ms: float = 1000.0
+    #: Drift gate (the candidate's largest feature PSI) and the drift reports' default threshold.
     drift_score: float = 0.1
 
 
@@ -135,13 +153,16 @@ class NotificationDestination:
 class NotificationSettings:
     #: Apprise URLs receiving every alert of at least `min_severity` (MODELCTL_NOTIFICATIONS_URLS, comma-separated).
     urls: tuple[str, ...] = ()
+    #: Lowest severity sent to `urls`: INFO, WARNING, ERROR or CRITICAL.
     min_severity: str = "WARNING"
     #: Routed destinations, from the config file only (an array of tables).
     destinations: tuple[NotificationDestination, ...] = ()
-    #: Sends of one delivery before it is marked failed.
-    max_attempts: int = 20
+    #: Sends of one delivery before it is marked failed. With the default back-off (0.5 s x 1.5, at most
+    #: 60 s) 100 sends span about an hour and a half, so an endpoint down for an hour loses nothing.
+    max_attempts: int = 100
     #: First retry pause; each next one is 1.5 times longer (with jitter), at most `max_backoff`.
     backoff: float = 0.5
+    #: Longest pause between two sends of one delivery.
     max_backoff: float = 60.0
     #: A repeat of an open alert notifies again only after this long (a severity rise notifies at once).
     repeat_interval: float = 4 * 3600.0
@@ -161,20 +182,40 @@ class AlertSettings:
     retention: float = 30 * 86400.0
     #: At most this many alerts are kept; the oldest resolved go first.
     max_history: int = 100_000
+    #: Severity of the error-rate threshold rule (thresholds.error_rate over `window`).
     error_rate_severity: str = "ERROR"
+    #: Severity of the p95 latency threshold rule (thresholds.latency_p95_ms).
     latency_severity: str = "WARNING"
+    #: Severity of a drift report that says drifted.
     drift_severity: str = "WARNING"
     #: A running experiment whose split is broken (sample-ratio mismatch).
     experiment_severity: str = "WARNING"
     #: An INFO alert when a running experiment reaches significance (until it is stopped).
     experiment_significance: bool = True
-    #: System rules: the controller's host and process.
+    #: System rule: the host's CPU use above this percentage.
     cpu_percent: float = 90.0
+    #: System rule: the host's memory use above this percentage.
     memory_percent: float = 90.0
+    #: System rule: the controller's event loop lagging by more than this.
     loop_lag: float = 0.5
+    #: Severity of the CPU, memory and loop-lag rules.
     system_severity: str = "WARNING"
+    #: Severity of "database unreachable".
     database_severity: str = "CRITICAL"
+    #: Severity of "a background component FAILED".
     component_severity: str = "ERROR"
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    #: A pipeline silent this long is stale, and an alert says so until it reports again.
+    stale_after: float = 60.0
+    #: A command nobody acknowledges within this long expires (SendPipelineCommand may set its own).
+    command_timeout: float = 300.0
+    #: How often deadlines, staleness and the deployments commands started are checked.
+    check_interval: float = 1.0
+    #: Severity of the stale-pipeline alert.
+    stale_severity: str = "WARNING"
 
 
 @dataclass(frozen=True)
@@ -187,6 +228,7 @@ class AuditSettings:
 
 @dataclass(frozen=True)
 class AuthSettings:
+    #: false treats every caller as admin (the server warns loudly at start).
     enabled: bool = True
     #: Where the generated first admin token is written; empty means <data_dir>/admin.token.
     admin_token_file: str = ""
@@ -204,10 +246,22 @@ class Settings:
     experiments: ExperimentSettings = field(default_factory=ExperimentSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    pipelines: PipelineSettings = field(default_factory=PipelineSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     #: The file these settings came from, for RestartSystem's reload.
     config_file: str = ""
+
+    @classmethod
+    def build(cls, config_file: str | os.PathLike[str] | None = None, **sections: Mapping[str, Any]) -> Settings:
+        """Settings from code, e.g. `Settings.build(server={"grpc_address": "127.0.0.1:0"})`.
+
+        Each keyword is a section as a mapping of keys to values, written as in the TOML file
+        ("30s" or 30.0 for a duration); they are checked exactly as the file and the environment
+        are, and a bad one raises `ConfigError` naming it. The environment is not read: what the
+        embedding program writes is what it gets.
+        """
+        return load_settings(config_file, environ={}, overrides=sections)
 
     @property
     def data_path(self) -> Path:
@@ -239,7 +293,7 @@ class Settings:
 
 
 _SECTIONS = ("server", "database", "registry", "deployment", "thresholds", "telemetry", "drift", "experiments",
-             "notifications", "alerts", "audit", "auth")
+             "notifications", "alerts", "pipelines", "audit", "auth")
 #: Keys that only take effect when the process starts (listener, TLS, database).
 RESTART_ONLY_KEYS = frozenset({
     "server.grpc_address", "server.metrics_address", "server.data_dir", "server.tls_cert", "server.tls_key",
@@ -250,15 +304,20 @@ RESTART_ONLY_KEYS = frozenset({
 _DURATION_KEYS = {"step_interval", "progress_deadline", "bake_time", "reconcile_interval", "heartbeat_interval",
                   "shutdown_grace", "drain_delay", "orphan_grace", "window",
                   "evaluate_interval", "retention", "loop_lag", "backoff", "max_backoff", "repeat_interval",
-                  "group_wait",
+                  "group_wait", "stale_after", "command_timeout", "check_interval",
                   "keepalive_min_ping_interval", "keepalive_time", "keepalive_timeout", "busy_timeout"}
 _ADDRESS_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
 _SEVERITIES = ("INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def load_settings(config_file: str | os.PathLike[str] | None = None,
-                  environ: Mapping[str, str] | None = None) -> Settings:
-    """Build settings from defaults, then the TOML file, then the environment."""
+                  environ: Mapping[str, str] | None = None, *,
+                  overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Settings:
+    """Build settings from defaults, then the TOML file, then the environment, then `overrides`.
+
+    `overrides` ({section: {key: value}}) is how a program embedding the controller sets values
+    in code; they win over the file and the environment and are validated the same way.
+    """
     env = os.environ if environ is None else environ
     raw: dict[str, dict[str, Any]] = {s: {} for s in _SECTIONS}
     if config_file:
@@ -281,6 +340,12 @@ def load_settings(config_file: str | os.PathLike[str] | None = None,
             name = f"MODELCTL_{section.upper()}_{key.upper()}"
             if name in env:
                 raw[section][key] = env[name]
+    for section, values in (overrides or {}).items():
+        if section not in raw:
+            raise ConfigError(f"{section}: unknown config section (known: {', '.join(_SECTIONS)})")
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{section}: must be a mapping of keys")
+        raw[section].update(values)
     sections = {s: _build_section(s, raw[s]) for s in _SECTIONS}
     settings = Settings(**sections, config_file=str(config_file or ""))
     _check(settings)
@@ -292,7 +357,8 @@ def _section_type(section: str) -> type:
         "server": ServerSettings, "database": DatabaseSettings, "registry": RegistrySettings,
         "deployment": DeploymentSettings, "thresholds": ThresholdSettings, "telemetry": TelemetrySettings,
         "drift": DriftSettings, "experiments": ExperimentSettings,
-        "notifications": NotificationSettings, "alerts": AlertSettings, "audit": AuditSettings,
+        "notifications": NotificationSettings, "alerts": AlertSettings, "pipelines": PipelineSettings,
+        "audit": AuditSettings,
         "auth": AuthSettings,
     }[section]
 
@@ -419,6 +485,7 @@ def _check(s: Settings) -> None:
         raise ConfigError("experiments.min_effect: must be a positive relative lift, e.g. 0.02")
     _check_notifications(s.notifications)
     _check_alerts(s.alerts, s.audit)
+    _check_pipelines(s.pipelines)
 
 
 _ALERT_KINDS = ("THRESHOLD", "DRIFT", "DEPLOYMENT", "EXPERIMENT", "SYSTEM")
@@ -497,6 +564,17 @@ def _check_alerts(a: AlertSettings, audit: AuditSettings) -> None:
         raise ConfigError("audit.retention: must be positive")
     if audit.max_events < 1:
         raise ConfigError("audit.max_events: must be at least 1")
+
+
+def _check_pipelines(p: PipelineSettings) -> None:
+    if p.stale_after < 1:
+        raise ConfigError("pipelines.stale_after: must be at least 1s")
+    if p.command_timeout < 1:
+        raise ConfigError("pipelines.command_timeout: must be at least 1s")
+    if not 0.05 <= p.check_interval <= p.stale_after:
+        raise ConfigError("pipelines.check_interval: must be at least 50ms and at most pipelines.stale_after")
+    if p.stale_severity.upper() not in _SEVERITIES:
+        raise ConfigError(f"pipelines.stale_severity: must be one of {', '.join(_SEVERITIES)}")
 
 
 def parse_model_thresholds(items: tuple[str, ...]) -> dict[str, float]:

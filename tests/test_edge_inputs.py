@@ -81,3 +81,30 @@ def test_latency_samples_and_a_p95_together_name_the_field(api) -> None:  # type
         dpb.MetricsSample(model="m", version="1", requests=5),
         dpb.MetricsSample(model="m", version="1", requests=5, latency_ms=[10.0], latency_p95_ms=12.0)])))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_fields(err) == ["samples[1].latency_p95_ms"]
+
+
+def test_text_with_a_nul_character_is_refused_on_every_backend(server_factory, database_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL text cannot hold NUL: without the check these were INTERNAL there (and fine on SQLite)."""
+    from conftest import make_settings
+
+    srv = server_factory(make_settings(tmp_path / "nul", MODELCTL_DATABASE_URL=database_url))
+    admin = stub(srv.address, srv.admin_token)
+    admin.RegisterModel(rpb.RegisterModelRequest(name="m", version="1", artifact_uri="s3://b/k"))
+    cases = [
+        (lambda: admin.RegisterModel(rpb.RegisterModelRequest(
+            name="m", version="2", artifact_uri="s3://b/k", description="a\x00b")), "description"),
+        (lambda: admin.RegisterModel(rpb.RegisterModelRequest(
+            name="m", version="3", artifact_uri="s3://b/k", tags={"team": "a\x00b"})), "tags[team]"),
+        (lambda: admin.RegisterModel(rpb.RegisterModelRequest(
+            name="m", version="4", artifact_uri="s3://b/k\x00")), "artifact_uri"),
+        (lambda: admin.ReportMetrics(dpb.ReportMetricsRequest(samples=[dpb.MetricsSample(
+            model="m", version="1", requests=1, latency_ms=[0.0],
+            features={"city": dpb.FeatureValues(categorical=["paris", "a\x00b"])})])),
+         "samples[0].features[city].categorical[1]"),
+        (lambda: admin.RollbackModel(dpb.RollbackModelRequest(model="m", reason="a\x00b")), "reason"),
+    ]
+    for call, field in cases:
+        err = refused(call)
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_fields(err) == [field], (field, err.details())
+    # Nothing was written: the model still has its one version.
+    assert [v.version for v in admin.GetModel(rpb.GetModelRequest(name="m")).versions] == ["1"]

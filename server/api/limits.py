@@ -43,6 +43,7 @@ MAX_REPEATED = 10_000
 OWN_REPEATED_LIMITS = frozenset({"ReportMetrics", "UploadArtifact"})
 
 _MESSAGE = FieldDescriptor.TYPE_MESSAGE
+_STRING = FieldDescriptor.TYPE_STRING
 
 
 class RequestTooLargeError(ResourceExhaustedError):
@@ -78,6 +79,48 @@ def check_repeated(rpc: str, message: Message) -> ValidationError | None:
     if field is None:
         return None
     return ValidationError(FieldViolation(field, f"at most {MAX_REPEATED} entries per request"))
+
+
+def check_text(data: bytes, message: Message) -> ValidationError | None:
+    """A ValidationError naming the first text field (or map key) holding a NUL character, else None.
+
+    PostgreSQL text cannot hold NUL, so such a value would fail deep in a write as an
+    internal error; no name, label or reason needs one. `data` is the raw request: a
+    string with NUL has a 0 byte, so most requests skip the walk.
+    """
+    if b"\x00" not in data:
+        return None
+    field = _nul_text(message, "")
+    if field is None:
+        return None
+    return ValidationError(FieldViolation(field, "must not contain NUL characters"))
+
+
+def _nul_text(message: Message, prefix: str) -> str | None:
+    for fd, value in message.ListFields():
+        path = f"{prefix}{fd.name}"
+        if fd.type == _STRING:
+            values = value if fd.is_repeated else (value,)
+            for n, text in enumerate(values):
+                if "\x00" in text:
+                    return f"{path}[{n}]" if fd.is_repeated else path
+        elif fd.type == _MESSAGE and fd.is_repeated and fd.message_type.GetOptions().map_entry:
+            key_field, value_field = fd.message_type.fields_by_name["key"], fd.message_type.fields_by_name["value"]
+            for key, item in value.items():
+                if key_field.type == _STRING and "\x00" in key:
+                    return path
+                if value_field.type == _STRING and "\x00" in item:
+                    return f"{path}[{key}]"
+                if value_field.type == _MESSAGE:
+                    found = _nul_text(item, f"{path}[{key}].")
+                    if found:
+                        return found
+        elif fd.type == _MESSAGE:
+            for n, item in enumerate(value if fd.is_repeated else (value,)):
+                found = _nul_text(item, f"{path}[{n}]." if fd.is_repeated else f"{path}.")
+                if found:
+                    return found
+    return None
 
 
 def _overfull(message: Message, prefix: str) -> str | None:

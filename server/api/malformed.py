@@ -6,6 +6,10 @@ deserializer is wrapped to return a `Malformed` placeholder instead, and the
 call is refused with INVALID_ARGUMENT once it reaches the handler: after
 authentication for ModelController calls (so they are still audited and
 counted), at once for the other services (health, reflection).
+
+The same placeholder carries what `limits` refuses before any work: a message over
+its RPC's byte limit (checked before parsing) or a repeated field over its entry
+limit (checked right after).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any, AsyncIterator, Callable
 import grpc
 
 from ..errors import ModelctlError
+from . import limits
 
 
 class MalformedRequestError(ModelctlError):
@@ -32,20 +37,47 @@ class Malformed:
     def __init__(self, reason: str) -> None:
         self.reason = reason
 
-    def error(self) -> MalformedRequestError:
+    def error(self) -> ModelctlError:
         return MalformedRequestError(f"malformed request: {self.reason}")
 
 
-def tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
-    """`deserializer`, returning `Malformed` instead of raising."""
+class Refused(Malformed):
+    """Stands in for a request refused by `limits` (too many bytes, too many entries)."""
+
+    __slots__ = ("_error",)
+
+    def __init__(self, error: ModelctlError) -> None:
+        super().__init__(error.message)
+        self._error = error
+
+    def error(self) -> ModelctlError:
+        return self._error
+
+
+def tolerant(deserializer: Callable[[bytes], Any] | None, rpc: str | None = None) -> Callable[[bytes], Any] | None:
+    """`deserializer`, returning `Malformed` instead of raising, and `Refused` past `rpc`'s limits.
+
+    `rpc` is the ModelController method name; None for other services (health,
+    reflection), which get the default byte limit and no repeated-field walk.
+    """
     if deserializer is None:
         return None
 
     def parse(data: bytes) -> Any:
+        too_big = limits.check_size(rpc or "", len(data))
+        if too_big is not None:
+            return Refused(too_big)  # before parsing: the parse is what costs
         try:
-            return deserializer(data)
+            message = deserializer(data)
         except Exception as exc:  # noqa: BLE001 - DecodeError, bad UTF-8, ...: all mean "not this message"
             return Malformed(str(exc) or type(exc).__name__)
+        try:
+            refused = limits.check_repeated(rpc, message) if rpc is not None else None
+            if refused is None and rpc is not None:
+                refused = limits.check_text(data, message)
+        except Exception as exc:  # noqa: BLE001 - a deserializer must never raise (grpc answers UNKNOWN)
+            return Malformed(f"cannot inspect the request: {exc}")
+        return message if refused is None else Refused(refused)
     return parse
 
 
@@ -72,22 +104,22 @@ def guard(behavior: Callable[..., Any]) -> Callable[..., Any]:
             try:
                 async for item in behavior(checked(request), context):
                     yield item
-            except MalformedRequestError as exc:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
+            except ModelctlError as exc:
+                await context.abort(grpc.StatusCode[exc.code], exc.message)
         return stream
 
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             return await behavior(checked(request), context)
-        except MalformedRequestError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
+        except ModelctlError as exc:
+            await context.abort(grpc.StatusCode[exc.code], exc.message)
     return unary
 
 
-def rebuild(handler: grpc.RpcMethodHandler, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]
-            ) -> grpc.RpcMethodHandler:
-    """A copy of `handler` with a tolerant deserializer and its behavior passed through `wrap`."""
-    kwargs = dict(request_deserializer=tolerant(handler.request_deserializer),
+def rebuild(handler: grpc.RpcMethodHandler, wrap: Callable[[Callable[..., Any]], Callable[..., Any]],
+            rpc: str | None = None) -> grpc.RpcMethodHandler:
+    """A copy of `handler` with a tolerant, limited deserializer and its behavior passed through `wrap`."""
+    kwargs = dict(request_deserializer=tolerant(handler.request_deserializer, rpc),
                   response_serializer=handler.response_serializer)
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary), **kwargs)
