@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-from ..errors import FailedPreconditionError
+from ..transitions import IllegalTransition, check
 
 
 class Phase(enum.Enum):
@@ -54,21 +54,13 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
 del _P
 
 
-class IllegalTransitionError(FailedPreconditionError):
+class IllegalTransitionError(IllegalTransition):
     """A move the transition table does not allow; the deployment is left as it was."""
-
-    def __init__(self, subject: str, current: Phase, target: Phase) -> None:
-        allowed = ", ".join(sorted(p.value for p in TRANSITIONS[current]))
-        why = f"it can move to {allowed}" if allowed else "that is final"
-        super().__init__(f"{subject} is {current.value} and cannot become {target.value} ({why})")
-        self.current = current
-        self.target = target
 
 
 def check_transition(current: Phase, target: Phase, subject: str = "the deployment") -> None:
     """Raise `IllegalTransitionError` unless `current -> target` is in the table."""
-    if target not in TRANSITIONS[current]:
-        raise IllegalTransitionError(subject, current, target)
+    check(TRANSITIONS, current, target, subject, IllegalTransitionError)
 
 
 class Strategy(enum.Enum):

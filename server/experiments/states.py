@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 
-from ..errors import FailedPreconditionError
+from ..transitions import IllegalTransition, check
 
 
 class ExperimentState(enum.Enum):
@@ -35,18 +35,10 @@ TRANSITIONS: dict[ExperimentState, frozenset[ExperimentState]] = {
 del _S
 
 
-class IllegalExperimentTransition(FailedPreconditionError):
+class IllegalExperimentTransition(IllegalTransition):
     """A move the table does not allow; the experiment is left as it was."""
-
-    def __init__(self, subject: str, current: ExperimentState, target: ExperimentState) -> None:
-        allowed = ", ".join(sorted(s.value for s in TRANSITIONS[current]))
-        why = f"it can move to {allowed}" if allowed else "that is final"
-        super().__init__(f"{subject} is {current.value} and cannot become {target.value} ({why})")
-        self.current = current
-        self.target = target
 
 
 def check_transition(current: ExperimentState, target: ExperimentState, subject: str = "the experiment") -> None:
     """Raise `IllegalExperimentTransition` unless `current -> target` is in the table."""
-    if target not in TRANSITIONS[current]:
-        raise IllegalExperimentTransition(subject, current, target)
+    check(TRANSITIONS, current, target, subject, IllegalExperimentTransition)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 
-from ..errors import FailedPreconditionError
+from ..transitions import IllegalTransition, check
 
 
 class CommandState(enum.Enum):
@@ -62,20 +62,11 @@ del _S
 UNACKNOWLEDGED = frozenset({CommandState.PENDING, CommandState.DELIVERED})
 
 
-class IllegalCommandTransition(FailedPreconditionError):
+class IllegalCommandTransition(IllegalTransition):
     """A move the table does not allow; the command is left as it was."""
-
-    def __init__(self, subject: str, current: CommandState, target: CommandState, why: str = "") -> None:
-        allowed = ", ".join(sorted(s.value for s in TRANSITIONS[current]))
-        because = f": {why}" if why else ""
-        reach = f"it can move to {allowed}" if allowed else "that is final"
-        super().__init__(f"{subject} is {current.value}{because} and cannot become {target.value} ({reach})")
-        self.current = current
-        self.target = target
 
 
 def check_transition(current: CommandState, target: CommandState, subject: str = "the command",
                      why: str = "") -> None:
     """Raise `IllegalCommandTransition` unless `current -> target` is in the table."""
-    if target not in TRANSITIONS[current]:
-        raise IllegalCommandTransition(subject, current, target, why)
+    check(TRANSITIONS, current, target, subject, IllegalCommandTransition, why)
