@@ -25,7 +25,7 @@ def scripts() -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--timeout", type=float, default=150.0, help="seconds per benchmark (default 150)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per benchmark (default 300)")
     parser.add_argument("names", nargs="*", help="only these benchmarks (file names, with or without .py)")
     args = parser.parse_args(argv)
 

@@ -29,6 +29,7 @@ from ._deployment_requests import FINAL_STATES as FINAL_DEPLOYMENT_STATES
 from ._deployment_requests import DurationLike, LimitLike, StateLike, StrategyLike
 from ._options import DEFAULT_ADDRESS, DEFAULT_TIMEOUT, ConnectionOptions, RetryPolicy
 from ._system import RoleLike, RoleName, TtlLike
+from .agent import AsyncPipelineAgent, CommandContext, CommandResult, PipelineAgent
 from .aio import AsyncClient
 from .client import Client
 from .errors import FieldViolation, ModelctlError
@@ -40,6 +41,10 @@ __all__ = [
     "TrafficRouter",
     "AsyncTrafficRouter",
     "NoTrafficSplitError",
+    "PipelineAgent",
+    "AsyncPipelineAgent",
+    "CommandContext",
+    "CommandResult",
     "Stream",
     "AsyncStream",
     "ConnectionOptions",

@@ -14,11 +14,12 @@ from ._drift import AsyncDriftCalls
 from ._experiments import AsyncExperimentCalls
 from ._lifecycle import AsyncLifecycleCalls
 from ._options import ConnectionOptions, RetryPolicy
+from ._pipelines import AsyncPipelineCalls
 from ._system import AsyncSystemCalls
 
 
 class AsyncClient(AsyncLifecycleCalls, AsyncDeploymentCalls, AsyncDataPlaneCalls, AsyncDriftCalls,
-                  AsyncExperimentCalls, AsyncAlertCalls, AsyncSystemCalls):
+                  AsyncExperimentCalls, AsyncAlertCalls, AsyncPipelineCalls, AsyncSystemCalls):
     """A connection to one modelctl controller for asyncio code.
 
     Takes the same arguments as `modelctl.Client`. Create it inside the event

@@ -18,11 +18,12 @@ from ._drift import DriftCalls
 from ._experiments import ExperimentCalls
 from ._lifecycle import LifecycleCalls
 from ._options import ConnectionOptions, RetryPolicy
+from ._pipelines import PipelineCalls
 from ._system import SystemCalls
 
 
 class Client(LifecycleCalls, DeploymentCalls, DataPlaneCalls, DriftCalls, ExperimentCalls, AlertCalls,
-             SystemCalls):
+             PipelineCalls, SystemCalls):
     """A connection to one modelctl controller.
 
     With no arguments it dials `MODELCTL_ADDR` (default 127.0.0.1:50051) with

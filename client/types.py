@@ -11,6 +11,7 @@ from modelctl.v1 import alert_pb2 as _alert
 from modelctl.v1 import deployment_pb2 as _deployment
 from modelctl.v1 import drift_pb2 as _drift
 from modelctl.v1 import experiment_pb2 as _experiment
+from modelctl.v1 import pipeline_pb2 as _pipeline
 from modelctl.v1 import registry_pb2 as _registry
 from modelctl.v1 import system_pb2 as _system
 
@@ -42,6 +43,15 @@ HeartbeatResponse = _deployment.HeartbeatResponse
 Assignment = _deployment.Assignment
 MetricsSample = _deployment.MetricsSample
 ReportMetricsResponse = _deployment.ReportMetricsResponse
+
+# pipelines
+Pipeline = _pipeline.Pipeline
+PipelineState = _pipeline.PipelineState
+PipelineResult = _pipeline.PipelineResult
+PipelineCommand = _pipeline.PipelineCommand
+PipelineCommandKind = _pipeline.PipelineCommandKind
+PipelineCommandState = _pipeline.PipelineCommandState
+ThenDeploy = _pipeline.ThenDeploy
 
 # drift
 DriftReport = _drift.DriftReport
@@ -77,6 +87,8 @@ Token = _system.Token
 CreateTokenResponse = _system.CreateTokenResponse
 
 __all__ = [
+    "Pipeline", "PipelineState", "PipelineResult", "PipelineCommand", "PipelineCommandKind", "PipelineCommandState",
+    "ThenDeploy",
     "Alert", "AlertEvent", "Silence", "NotificationDelivery",
     "Model", "ModelVersion", "ModelVersionState", "RegisterModelResponse", "UploadArtifactResponse",
     "ListModelsResponse", "SystemStatus", "ComponentState", "RestartSystemResponse", "AuditEvent",

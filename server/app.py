@@ -24,16 +24,19 @@ from modelctl.v1 import controller_pb2_grpc as _grpc
 from .alerts.engine import AlertEngine
 from .alerts.runtime import AlertAnnouncer, AlertEvaluator, AlertRotator, DeploymentAlerts, system_reading
 from .alerts.silences import SilenceService
+from .api import limits
 from .api.base import BlockingRunner
 from .api.interceptor import ControllerInterceptor
 from .api.servicer import ModelControllerServicer
 from .api.services import RestartResult, Services
 from .audit import AuditLog
 from .auth import TokenService
+from .cache import InvalidatedCache
 from .clock import Clock, SystemClock
 from .config import _SECTIONS, RESTART_ONLY_KEYS, ConfigError, Settings, load_settings
 from .deployments.engine import DeploymentController
 from .deployments.instances import InstanceService
+from .deployments.phases import Phase
 from .drift.service import DriftService
 from .errors import FailedPreconditionError
 from .events import EventHub
@@ -45,18 +48,24 @@ from .metrics.recorder import MetricsRecorder
 from .notify.destinations import destinations_from_settings
 from .notify.outbox import OutboxWorker
 from .notify.routing import Router
+from .pipelines.runtime import PipelineAnnouncer, PipelineSweeper
+from .pipelines.service import PipelineService
 from .registry.artifacts import ArtifactStore
 from .registry.service import RegistryService
 from .registry.sweeper import ArtifactSweeper
 from .rollouts import Announcer, Reconciler
 from .store.alerts import AlertStore
 from .store.db import Database
-from .store.deployments import SqlDeploymentRepository, protected_versions, traffic_lookup
+from .store.deployment_tables import DeploymentRow, InstanceRow
+from .store.deployments import REGISTRY_READ_TABLES, SqlDeploymentRepository, protected_versions, traffic_lookup
 from .store.drift import SqlDriftProfiles
 from .store.experiments import SqlExperimentRepository
+from .store.liveness import Liveness, LivenessFlusher
 from .store.metric_journal import MetricJournal
 from .store.outbox import OutboxStore
+from .store.pipelines import SqlPipelineRepository
 from .system.components import Supervisor
+from .system.db_watchdog import DatabaseWatchdog
 from .system.status import SystemProbe
 from .telemetry.pruner import JournalPruner
 from .telemetry.store import MetricsStore
@@ -92,7 +101,14 @@ class ControllerApp:
                                                 defaults=settings.deployment,
                                                 thresholds=settings.thresholds,
                                                 heartbeat_interval=settings.deployment.heartbeat_interval)
-        self.instances = InstanceService(repo, self.clock)
+        self.deployments.active_cache = InvalidatedCache("active-deployments", [DeploymentRow.__tablename__])
+        self.db.changes.listen(self.deployments.active_cache.on_commit)
+        # Heartbeats that change nothing stay in memory; the last-seen times are written once a second.
+        self.liveness = Liveness(self.db)
+        known_instances: InvalidatedCache = InvalidatedCache("instances", [InstanceRow.__tablename__],
+                                                             max_entries=100_000)
+        self.db.changes.listen(known_instances.on_commit)
+        self.instances = InstanceService(repo, self.clock, liveness=self.liveness, known=known_instances)
         self.announcer = Announcer(self.hub, self.recorder,
                                    read_split=lambda model: self.run(self.deployments.traffic_split, model),
                                    read_live=self._read_live_version,
@@ -107,13 +123,16 @@ class ControllerApp:
                                  deployments=self.deployments, instances=self.instances, metrics=self.metrics_store,
                                  journal=self.journal,
                                  hub=self.hub, announcer=self.announcer, reconciler=self.reconciler,
-                                 experiments=self.experiments, drift=self.drift)
+                                 experiments=self.experiments, drift=self.drift,
+                                 reads=InvalidatedCache("reads", REGISTRY_READ_TABLES))
+        self.db.changes.listen(self.services.reads.on_commit)
         self.health = HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.port: int | None = None
         self.metrics = MetricsExporter(self.recorder, settings.server.metrics_address)
         self.supervisor.add(self.metrics)
         self.supervisor.add(self.reconciler)
+        self.supervisor.add(LivenessFlusher(self.liveness, self.run, self.clock, self.supervisor))
         self.sweeper = ArtifactSweeper(self.registry, self.run, self.clock, self.supervisor,
                                        grace=lambda: self.settings.registry.orphan_grace)
         self.supervisor.add(self.sweeper)
@@ -126,9 +145,14 @@ class ControllerApp:
         self.sampler = SystemSampler(self.recorder, self.probe, self.registry.counts, self.run, self.clock,
                                      self.supervisor, live_versions=self.registry.live_versions)
         self.supervisor.add(self.sampler)
+        self.watchdog = DatabaseWatchdog(self.db, self.clock, self.supervisor, self._database_health)
+        self.supervisor.add(self.watchdog)
         self._add_alerts(settings)
+        self._add_pipelines(settings)
         self.admin_token_file: str | None = None
         self._stopped = False
+        #: RestartSystem calls run one after another: each reloads the config and restarts after the last.
+        self._restart_lock = asyncio.Lock()
 
     def _add_alerts(self, settings: Settings) -> None:
         """The alert engine, its sources, the notification outbox and history rotation."""
@@ -142,7 +166,9 @@ class ControllerApp:
         self.outbox = OutboxWorker(OutboxStore(self.db), destinations, settings.notifications, self.run, self.clock,
                                    self.supervisor, recorder=self.recorder)
         self.alert_announcer.on_change.append(self.outbox.wake)
-        self.deployment_alerts = DeploymentAlerts(self.alerts, self.deployments.get, self.run)
+        self.deployment_alerts = DeploymentAlerts(self.alerts, self.deployments.get, self.run,
+                                                  recent_deployments=lambda: self.deployments.list(limit=500),
+                                                  clock=self.clock)
         self.announcer.listeners.append(self.deployment_alerts)
         self.alert_evaluator = AlertEvaluator(
             self.alerts, self.metrics_store, self.run, self.clock, self.supervisor, alerts=settings.alerts,
@@ -155,6 +181,21 @@ class ControllerApp:
             self.supervisor.add(component)
         self.services.alerts, self.services.silences, self.services.outbox = self.alerts, self.silences, self.outbox
 
+    def _add_pipelines(self, settings: Settings) -> None:
+        """Pipelines, their commands, and the sweeper: deadlines, rollouts they start, stale alerts."""
+        self.pipelines = PipelineService(SqlPipelineRepository(self.db), self.clock, settings.pipelines,
+                                         self.deployments)
+        self.pipeline_announcer = PipelineAnnouncer(self.hub, self.recorder)
+        self.pipeline_sweeper = PipelineSweeper(
+            self.pipelines, self.pipeline_announcer, self.run, self.clock, self.supervisor, alerts=self.alerts,
+            recorder=self.recorder, announce_deployments=self.announcer.announce,
+            wake_reconciler=self.reconciler.wake)
+        self.announcer.listeners.append(self.pipeline_sweeper.on_deployment_events)
+        self.supervisor.add(self.pipeline_sweeper)
+        self.services.pipelines = self.pipelines
+        self.services.pipeline_announcer = self.pipeline_announcer
+        self.services.pipeline_sweeper = self.pipeline_sweeper
+
     async def start(self) -> int:
         """Migrate, bootstrap the admin token, bind and serve. Returns the bound port."""
         s = self.settings
@@ -162,6 +203,7 @@ class ControllerApp:
         self.hub.bind(asyncio.get_running_loop())
         self.alert_announcer.bind(asyncio.get_running_loop())
         await self.run(self.db.migrate)
+        await self.alert_announcer.export()  # open alerts by severity, before any change (after a restart)
         replayed = await self.run(self._replay_metrics)
         await self.run(self.experiments.load)  # before serving: ReportMetrics consults it
         if replayed:
@@ -199,14 +241,38 @@ class ControllerApp:
         log.info("modelctl listening on %s (tls=%s)", self.address, s.tls_enabled)
         return self.port
 
+    async def _database_health(self, reachable: bool) -> None:
+        """The watchdog's verdict: no traffic to a controller whose database does not answer."""
+        status = health_pb2.HealthCheckResponse.SERVING if reachable else health_pb2.HealthCheckResponse.NOT_SERVING
+        # After SIGTERM the servicer ignores this: shutting down stays NOT_SERVING.
+        await self.health.set("", status)
+        await self.health.set(SERVICE_NAME, status)
+
     async def _read_live_version(self, model: str) -> str | None:
         return (await self.run(self.registry.live_versions, [model])).get(model)
 
     def _replay_metrics(self) -> int:
-        """Refill the in-memory windows from the journal, so running canaries keep their evidence."""
-        start = self.clock.now() - dt.timedelta(seconds=self.metrics_store.retention_seconds)
+        """Refill the in-memory windows from the journal, so running canaries keep their evidence.
+
+        Only what a window can still read: every series over the alert rules' window, and the versions
+        of each active deployment since its current step (or rollback) began. The rest of the journal
+        (up to the store's retention) is kept for nobody: replaying it made start-up take seconds.
+        """
+        now = self.clock.now()
+        oldest = now - dt.timedelta(seconds=self.metrics_store.retention_seconds)
+        recent = max(oldest, now - dt.timedelta(seconds=self.settings.alerts.window))
+        reaches: dict[tuple[str, str], dt.datetime] = {}
+        for dep in self.deployments.list(phases=[p for p in Phase if p.is_active], limit=1 << 31):
+            since = max(oldest, dep.step_started_at or dep.created_at)
+            for version in (dep.version, dep.previous_version):
+                if version and since < reaches.get((dep.model, version), recent):
+                    reaches[(dep.model, version)] = since
         count = 0
-        for report in self.journal.since(start):
+        if reaches:  # one scan for every series (a query each took > 30 s with 1,000 canaries)
+            for report in self.journal.since(min(reaches.values()), until=recent, series=reaches):
+                self.metrics_store.add(report)
+                count += 1
+        for report in self.journal.since(recent):
             self.metrics_store.add(report)
             count += 1
         return count
@@ -215,6 +281,33 @@ class ControllerApp:
     def address(self) -> str:
         host = self.settings.server.grpc_address.rpartition(":")[0]
         return f"{host}:{self.port}"
+
+    @property
+    def grpc_address(self) -> str:
+        """HOST:PORT the gRPC server listens on, with the port it bound (port 0 asks for a free one)."""
+        if self.port is None:
+            raise RuntimeError("the controller is not started: await app.start() first")
+        return self.address
+
+    @property
+    def metrics_address(self) -> str:
+        """HOST:PORT of the /metrics endpoint, with the port it bound."""
+        if self.metrics.port is None:
+            raise RuntimeError("the controller is not started: await app.start() first")
+        host = self.settings.server.metrics_address.rpartition(":")[0]
+        return f"{host}:{self.metrics.port}"
+
+    async def __aenter__(self) -> ControllerApp:
+        """`async with ControllerApp(settings) as app:` starts it, and stops it when the block ends."""
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop(grace=0, drain_delay=0)  # a half-started app leaves no listener or thread behind
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
 
     async def stop(self, grace: float | None = None, drain_delay: float | None = None) -> None:
         """Health NOT_SERVING first so balancers stop sending, then drain and stop. Idempotent."""
@@ -239,7 +332,15 @@ class ControllerApp:
         await self.server.wait_for_termination()
 
     async def restart(self) -> RestartResult:
-        """Reload the config file and restart background components; the listener stays up."""
+        """Reload the config file and restart background components; the listener stays up.
+
+        Concurrent calls are serialised (the second waits for the first, then reloads
+        again): interleaved, one's stop met the other's start and left components down.
+        """
+        async with self._restart_lock:
+            return await self._restart()
+
+    async def _restart(self) -> RestartResult:
         old = self.settings
         try:
             new = await self.run(load_settings, old.config_file or None, self._environ)
@@ -258,11 +359,16 @@ class ControllerApp:
         self.drift.reconfigure(self.settings.drift, self.settings.thresholds)
         self.reconciler.interval = self.settings.deployment.reconcile_interval
         self._reconfigure_alerts()
-        await self.supervisor.restart_all()
+        self.pipelines.reconfigure(self.settings.pipelines)
+        self.pipeline_sweeper.interval = self.settings.pipelines.check_interval
+        failed = await self.supervisor.restart_all()
         if ignored:
             log.warning("config reloaded; these keys need a process restart to take effect: %s", ", ".join(ignored))
         log.info("restarted background components; changed keys: %s", ", ".join(changed) or "none")
-        return RestartResult(changed_keys=changed, ignored_keys=ignored)
+        if failed:
+            log.error("after RestartSystem these components are down: %s",
+                      "; ".join(f"{c.name}: {c.detail}" for c in failed))
+        return RestartResult(changed_keys=changed, ignored_keys=ignored, failed=failed)
 
     def _reconfigure_alerts(self) -> None:
         s = self.settings
@@ -300,7 +406,8 @@ class ControllerApp:
 def _server_options(s: Settings) -> list[tuple[str, int]]:
     ms = lambda seconds: int(seconds * 1000)  # noqa: E731
     return [
-        ("grpc.max_receive_message_length", s.server.max_message_bytes),
+        # No more than the largest per-RPC request limit: refused from the length prefix, never buffered.
+        ("grpc.max_receive_message_length", limits.transport_limit(s.server.max_message_bytes)),
         ("grpc.max_send_message_length", s.server.max_message_bytes),
         # Long-lived streams (watch, alerts): ping idle peers so dead ones are noticed ...
         ("grpc.keepalive_time_ms", ms(s.server.keepalive_time)),

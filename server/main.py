@@ -8,9 +8,7 @@ import logging
 import signal
 import sys
 
-from . import __version__
-from .app import ControllerApp
-from .config import ConfigError, load_settings
+from . import ConfigError, ControllerApp, __version__, load_settings
 
 log = logging.getLogger("modelctl_server")
 
@@ -54,7 +52,8 @@ async def _serve(app: ControllerApp) -> int:
         await app.stop(grace=0)
         return 1
     # A line scripts and tests can wait for.
-    print(f"modelctl-server listening on {app.address} (metrics on port {app.metrics.port})", flush=True)
+    metrics_port = app.metrics_address.rpartition(":")[2]
+    print(f"modelctl-server listening on {app.grpc_address} (metrics on port {metrics_port})", flush=True)
     await stop.wait()
     log.info("shutting down: health NOT_SERVING, draining in-flight calls (grace %ss)",
              app.settings.server.shutdown_grace)

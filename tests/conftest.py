@@ -17,9 +17,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from modelctl_server.app import ControllerApp
+from modelctl_server import ControllerApp, Settings, load_settings
 from modelctl_server.auth import Role
-from modelctl_server.config import Settings, load_settings
 
 PG_ADMIN_URL = os.environ.get("MODELCTL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -47,7 +46,7 @@ class ThreadedServer:
         self._thread.start()
         self.app = ControllerApp(settings, environ=environ or {}, clock=clock)
         self.port = self.call(self.app.start())
-        self.address = f"127.0.0.1:{self.port}"
+        self.address = self.app.grpc_address
         self.data_dir = settings.data_path
         token_file = settings.admin_token_path
         self.admin_token = (environ or {}).get("MODELCTL_ADMIN_TOKEN") or (

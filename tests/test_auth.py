@@ -9,7 +9,16 @@ import stat
 import grpc
 import pytest
 
-from modelctl.v1 import alert_pb2, controller_pb2, deployment_pb2, drift_pb2, experiment_pb2, registry_pb2, system_pb2
+from modelctl.v1 import (
+    alert_pb2,
+    controller_pb2,
+    deployment_pb2,
+    drift_pb2,
+    experiment_pb2,
+    pipeline_pb2,
+    registry_pb2,
+    system_pb2,
+)
 from modelctl_server.api.policy import POLICIES
 
 from grpc_helpers import stub
@@ -57,6 +66,16 @@ REQUIRED = {
     "ListSilences": "viewer",
     "ExpireSilence": "operator",
     "TestNotifications": "admin",
+    "RegisterPipeline": "operator",
+    "ReportPipelineStatus": "operator",
+    "ListPipelines": "viewer",
+    "GetPipeline": "viewer",
+    "SendPipelineCommand": "operator",
+    "WatchPipelineCommands": "operator",
+    "UpdatePipelineCommand": "operator",
+    "GetPipelineCommand": "viewer",
+    "CancelPipelineCommand": "operator",
+    "ListPipelineCommands": "viewer",
 }
 
 
@@ -112,6 +131,20 @@ def _call(api, rpc: str):  # type: ignore[no-untyped-def]
         "ListSilences": alert_pb2.ListSilencesRequest(),
         "ExpireSilence": alert_pb2.ExpireSilenceRequest(id="missing"),
         "TestNotifications": alert_pb2.TestNotificationsRequest(),
+        "RegisterPipeline": pipeline_pb2.RegisterPipelineRequest(name="p", models=["m"]),
+        "ReportPipelineStatus": pipeline_pb2.ReportPipelineStatusRequest(name="ghost",
+                                                                         state=pipeline_pb2.PIPELINE_STATE_IDLE),
+        "ListPipelines": pipeline_pb2.ListPipelinesRequest(),
+        "GetPipeline": pipeline_pb2.GetPipelineRequest(name="ghost"),
+        "SendPipelineCommand": pipeline_pb2.SendPipelineCommandRequest(
+            pipeline="ghost", kind=pipeline_pb2.PIPELINE_COMMAND_KIND_PAUSE),
+        # an unknown pipeline: NOT_FOUND once admitted, so the stream ends at once
+        "WatchPipelineCommands": pipeline_pb2.WatchPipelineCommandsRequest(pipeline="ghost"),
+        "UpdatePipelineCommand": pipeline_pb2.UpdatePipelineCommandRequest(
+            id="missing", state=pipeline_pb2.PIPELINE_COMMAND_STATE_ACKNOWLEDGED),
+        "GetPipelineCommand": pipeline_pb2.GetPipelineCommandRequest(id="missing"),
+        "CancelPipelineCommand": pipeline_pb2.CancelPipelineCommandRequest(id="missing"),
+        "ListPipelineCommands": pipeline_pb2.ListPipelineCommandsRequest(),
     }
     result = getattr(api, rpc)(requests[rpc], timeout=10)
     if rpc.startswith("Watch") or rpc == "StreamAlerts":

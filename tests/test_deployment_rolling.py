@@ -81,11 +81,11 @@ def test_batch_not_healthy_in_time_rolls_back_the_moved_instances(world: World) 
     world.tick(d)
     for _ in range(6):
         world.heartbeat_all(["i1", "i3", "i4"])
-        world.instances.heartbeat("fraud", "i2", "v2", False)  # loaded, but failing its health check
+        world.instances.heartbeat("fraud", "i2", "v1", True)  # never loads v2 (unhealthy on v2 fails fast)
         events = world.tick(d, 10)
     assert history(events) == [("ROLLBACK_STARTED", "ROLLING_BACK", 1, 0.0)]
     dep = world.controller.get(d)
-    assert dep.reason == "batch 1 not healthy within 1m: i2 (unhealthy)"
+    assert dep.reason == "batch 1 not healthy within 1m: i2 (loaded v1)"
     # The assignments go back first; the rollback is done when the instances confirm.
     assert assignments(world) == {i: "v1" for i in FOUR}
     assert world.split() == {"v1": 100.0}

@@ -10,6 +10,7 @@ from modelctl_server.store import (  # noqa: F401 - registers their tables
     analysis_tables,
     deployment_tables,
     metric_journal,
+    pipeline_tables,
 )
 from modelctl_server.store.db import Database
 from modelctl_server.store.tables import Base

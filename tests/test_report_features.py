@@ -65,6 +65,8 @@ def _features(**features: list[Any]) -> dict[str, dpb.FeatureValues]:
     (_sample(requests=1, outcome=dpb.Outcome(successes=3, trials=2)), "samples[0].outcome.successes"),
     (_sample(requests=1, outcome=dpb.Outcome(values=[float("nan")])), "samples[0].outcome.values"),
     (_sample(requests=1, outcome=dpb.Outcome(trials=2 ** 63)), "samples[0].outcome.trials"),
+    # Summed (and squared) into an experiment's arm for ever: 1e308 then -1e308 would make NaN.
+    (_sample(requests=1, outcome=dpb.Outcome(values=[1.0, -1e16])), "samples[0].outcome.values"),
     (_sample(requests=1, quality=dpb.Quality(correct=5, labelled=4)), "samples[0].quality.correct"),
     (_sample(requests=1, latency_ms=[1.0] * 101), "samples[0].latency_ms"),
     (_sample(requests=1, latency_ms=[1e308]), "samples[0].latency_ms"),

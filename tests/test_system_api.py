@@ -39,7 +39,10 @@ def test_status_reports_process_database_counts_and_components(live_server) -> N
                       "deployment-alerts": system_pb2.COMPONENT_STATE_RUNNING,
                       "history-rotator": system_pb2.COMPONENT_STATE_RUNNING,
                       "notification-outbox": system_pb2.COMPONENT_STATE_RUNNING,
-                      "system-sampler": system_pb2.COMPONENT_STATE_RUNNING}
+                      "pipeline-sweeper": system_pb2.COMPONENT_STATE_RUNNING,
+                      "liveness-flusher": system_pb2.COMPONENT_STATE_RUNNING,
+                      "system-sampler": system_pb2.COMPONENT_STATE_RUNNING,
+                      "database-watchdog": system_pb2.COMPONENT_STATE_RUNNING}
     assert st.auth_enabled and not st.tls_enabled
 
 

@@ -24,7 +24,7 @@ import sys
 import click
 
 from .._deployment_requests import state_name, strategy_name
-from ..types import Deployment, DeploymentEvent, DeploymentEventKind, DeploymentState
+from ..types import Deployment, DeploymentEvent, DeploymentEventKind, DeploymentState, DeploymentStrategy
 from . import _output as out
 from ._context import CliContext
 
@@ -48,6 +48,17 @@ def total_steps(deployment: Deployment) -> int:
     return deployment.total_steps or len(deployment.params.steps) or 1
 
 
+def step_unit(deployment: Deployment) -> str:
+    """What a step is called: a rolling update moves instances in batches, the others move traffic."""
+    rolling = deployment.strategy == DeploymentStrategy.Value("DEPLOYMENT_STRATEGY_ROLLING")
+    return "batch" if rolling else "step"
+
+
+def step_of(deployment: Deployment) -> str:
+    """`batch 2/4` for a rolling update, `step 3/5` for the others."""
+    return f"{step_unit(deployment)} {deployment.step}/{total_steps(deployment)}"
+
+
 def progress_bar(step: int, total: int, *, width: int = BAR_WIDTH, fill: str = "█", empty: str = "░") -> str:
     """`[██████░░░░]` for step 3 of 5."""
     done = round(width * min(max(step, 0), total) / total) if total > 0 else 0
@@ -55,15 +66,15 @@ def progress_bar(step: int, total: int, *, width: int = BAR_WIDTH, fill: str = "
 
 
 def progress_line(state: int, step: int, total: int, traffic_percent: float, *,
-                  ascii_only: bool = False) -> str:
+                  ascii_only: bool = False, unit: str = "step") -> str:
     bar = progress_bar(step, total, fill="#", empty="-") if ascii_only else progress_bar(step, total)
-    return f"{bar} step {step}/{total} {traffic_percent:g}% {state_name(state)}"
+    return f"{bar} {unit} {step}/{total} {traffic_percent:g}% {state_name(state)}"
 
 
-def event_line(event: DeploymentEvent, total: int) -> str:
+def event_line(event: DeploymentEvent, total: int, unit: str = "step") -> str:
     """A plain line for logs: `2024-05-01 12:00:03Z  STEP_STARTED  step 2/5  10%  PROGRESSING  message`."""
     kind = out.enum_label(DeploymentEventKind.Name(event.kind), _KIND_PREFIX)
-    line = (f"{out.timestamp(event.time)}  {kind.ljust(_KIND_WIDTH)}  step {event.step}/{total}  "
+    line = (f"{out.timestamp(event.time)}  {kind.ljust(_KIND_WIDTH)}  {unit} {event.step}/{total}  "
             f"{event.traffic_percent:g}%  {state_name(event.state)}")
     message = " ".join(event.message.split())
     return f"{line}  {message}" if message else line
@@ -81,8 +92,9 @@ def final_line(deployment: Deployment) -> str:
 
 
 def start_line(deployment: Deployment) -> str:
-    steps = total_steps(deployment)
-    plan = f"{strategy_name(deployment.strategy)}, {steps} step{'s' if steps != 1 else ''}"
+    steps, unit = total_steps(deployment), step_unit(deployment)
+    plural = "es" if unit == "batch" else "s"
+    plan = f"{strategy_name(deployment.strategy)}, {steps} {unit}{plural if steps != 1 else ''}"
     was = f", replacing {deployment.previous_version}" if deployment.previous_version else ""
     return f"Deployment {deployment.id}: {deployment.model} {deployment.version} ({plan}{was})"
 
@@ -107,6 +119,7 @@ class Follower:
     def __init__(self, cli: CliContext, deployment: Deployment, *, terminal: bool) -> None:
         self.cli = cli
         self.total = total_steps(deployment)
+        self.unit = step_unit(deployment)
         self.terminal = terminal and not cli.json and not cli.quiet
         self._ascii = self.terminal and not _can_draw_blocks()
         self._open_step: int | None = None  # the step whose live line is on screen, unfinished
@@ -125,13 +138,13 @@ class Follower:
         elif self.terminal:
             self._redraw(event)
         else:
-            click.echo(event_line(event, self.total))
+            click.echo(event_line(event, self.total, self.unit))
 
     def _redraw(self, event: DeploymentEvent) -> None:
         if self._open_step is not None and event.step != self._open_step:
             click.echo("")  # the previous step's line stays on screen as history
         line = progress_line(event.state, event.step, self.total, event.traffic_percent,
-                             ascii_only=self._ascii)
+                             ascii_only=self._ascii, unit=self.unit)
         click.echo(f"\r{line}\x1b[K", nl=False)
         sys.stdout.flush()
         self._open_step = event.step

@@ -102,8 +102,8 @@ def _still(deployment_id: str, exc: errors.WaitTimeoutError) -> str:
     last = exc.deployment
     if last is None:
         return f"deployment {deployment_id} has not reached a final state"
-    return (f"deployment {deployment_id} is still {state_name(last.state)} at step {last.step}/"
-            f"{_watch.total_steps(last)} ({last.traffic_percent:g}% of traffic)")
+    return (f"deployment {deployment_id} is still {state_name(last.state)} at {_watch.step_of(last)} "
+            f"({last.traffic_percent:g}% of traffic)")
 
 
 def _action(name: str, verb: str, doc: str) -> click.Command:
@@ -162,7 +162,7 @@ def deployment_fields(d: Deployment) -> str:
         ("Previous", d.previous_version),
         ("Strategy", strategy_name(d.strategy)),
         ("State", state_label(d)),
-        ("Step", f"{d.step}/{_watch.total_steps(d)}" + (f" (steps {steps})" if steps else "")),
+        ("Step", _watch.step_of(d) + (f" (steps {steps})" if steps else "")),
         ("Traffic", f"{d.traffic_percent:g}%"),
         ("Failed checks", f"{d.failed_checks}/{params.failure_limit}"),
         ("Reason", d.reason),

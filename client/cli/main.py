@@ -17,7 +17,20 @@ from __future__ import annotations
 import click
 
 from .._options import DEFAULT_ADDRESS, DEFAULT_TIMEOUT
-from . import alerts, audit, deploy, deployments, drift, experiments, metrics, models, system, tokens, traffic
+from . import (
+    alerts,
+    audit,
+    deploy,
+    deployments,
+    drift,
+    experiments,
+    metrics,
+    models,
+    pipelines,
+    system,
+    tokens,
+    traffic,
+)
 from ._context import OUTPUT_FORMATS, CliContext
 from ._errors import ModelctlGroup
 from ._output import attach_output_options
@@ -33,6 +46,7 @@ COMMANDS: tuple[click.Command, ...] = (
     metrics.metrics,
     drift.drift,
     experiments.experiments,
+    pipelines.pipelines,
     system.status,
     system.restart,
     audit.audit,

@@ -32,10 +32,16 @@ def restart(cli: CliContext, reason: str) -> None:
     """
     result = cli.client.restart(reason)
     out.emit(cli, result, table=lambda: _restart_text(result), ids=lambda: list(result.changed_keys))
+    if result.failed_components:
+        # Scripts must notice: the restart happened, but something is down.
+        raise click.ClickException("components did not start again: "
+                                   + ", ".join(c.name for c in result.failed_components))
 
 
 def _restart_text(result: RestartSystemResponse) -> str:
     lines = ["Restarted background components."]
+    for c in result.failed_components:
+        lines.append(f"FAILED to start again: {c.name}: {c.detail}")
     applied = [key for key in result.changed_keys if key not in set(result.ignored_keys)]
     if applied:
         lines.append("Reloaded: " + ", ".join(applied))

@@ -172,6 +172,13 @@ _DEPLOYMENT_ALERTS = {
 }
 
 
+#: How far back `DeploymentAlerts.catch_up` looks for ended deployments without an alert.
+CATCH_UP_WINDOW = dt.timedelta(hours=24)
+#: A deployment's phase -> the event whose alert describes it (for catching up after a crash).
+_PHASE_ALERTS = {"ROLLING_BACK": EventKind.ROLLBACK_STARTED, "ROLLED_BACK": EventKind.ROLLBACK_STARTED,
+                 "FAILED": EventKind.FAILED, "ABORTED": EventKind.ABORTED, "SUCCEEDED": EventKind.SUCCEEDED}
+
+
 class DeploymentAlerts:
     """`deployment-alerts`: turns the Announcer's committed deployment events into alerts, in order.
 
@@ -182,12 +189,18 @@ class DeploymentAlerts:
 
     name = "deployment-alerts"
 
-    def __init__(self, engine: AlertEngine, get_deployment: Callable[[str], Any], run: Runner) -> None:
+    def __init__(self, engine: AlertEngine, get_deployment: Callable[[str], Any], run: Runner, *,
+                 recent_deployments: Callable[[], list[Any]] | None = None, clock: Clock | None = None) -> None:
         self._engine = engine
         self._get = get_deployment
         self._run = run
+        #: Newest deployments first (any model), for catching up on alerts a crash or an outage lost.
+        self._recent = recent_deployments
+        self._clock = clock
         self._queue: asyncio.Queue[DeploymentEvent] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        #: An event could not be raised (database down): catch up before the next one.
+        self._behind = True
 
     def __call__(self, events: list[DeploymentEvent]) -> None:
         for event in events:
@@ -212,22 +225,54 @@ class DeploymentAlerts:
 
     async def _drain(self) -> None:
         while True:
+            if self._behind and self._recent is not None:
+                try:
+                    await self._run(self.catch_up)
+                    self._behind = False
+                except Exception:  # noqa: BLE001 - the database may still be down: the next event retries
+                    log.warning("could not catch up on deployment alerts; retrying with the next event",
+                                exc_info=True)
             event = await self._queue.get()
             try:
                 await self._run(self.raise_for, event)
             except Exception:  # noqa: BLE001 - one bad event must not stop the rest
+                self._behind = True
                 log.exception("could not raise the alert of deployment event %s", event.kind.value)
             finally:
                 self._queue.task_done()
 
+    def catch_up(self) -> list[AlertEvent]:
+        """Raise the alert of each model's newest ended deployment that has none.
+
+        Alerts follow committed deployment events from memory, so a crash (or a database
+        outage) between the commit and the alert would lose one. Only the newest deployment
+        of a model can still matter: its alert supersedes the older ones, so raising an
+        older one now would reopen news nobody needs.
+        """
+        assert self._recent is not None
+        newest: dict[str, Any] = {}
+        for dep in self._recent():
+            newest.setdefault(dep.model, dep)
+        # A day back at most: after an upgrade from a release without alerts, old news is no news.
+        since = self._clock.now() - CATCH_UP_WINDOW if self._clock is not None else None
+        ended = {dep.id: dep for dep in newest.values() if dep.phase.value in _PHASE_ALERTS
+                 and (since is None or dep.finished_at is None or dep.finished_at >= since)}
+        events: list[AlertEvent] = []
+        for dep_id in sorted(set(ended) - self._engine.store.alerted_deployments(sorted(ended))):
+            events += self._raise(_PHASE_ALERTS[ended[dep_id].phase.value], dep_id)
+        return events
+
     def raise_for(self, event: DeploymentEvent) -> list[AlertEvent]:
-        severity, what = _DEPLOYMENT_ALERTS[event.kind]
-        dep = self._get(event.deployment_id)
+        return self._raise(event.kind, event.deployment_id)
+
+    def _raise(self, kind: EventKind, deployment_id: str) -> list[AlertEvent]:
+        severity, what = _DEPLOYMENT_ALERTS[kind]
+        dep = self._get(deployment_id)
         reason = dep.reason or ""
         message = f"deployment {dep.id} of {dep.model} {dep.version} {what}" + (f": {reason}" if reason else "")
         signal = Signal(AlertKind.DEPLOYMENT, f"deployment:{dep.id}", severity, message, dep.model, dep.version,
                         deployment_id=dep.id,
-                        labels={"event": event.kind.value, "reason": reason, "strategy": dep.strategy.value,
+                        labels={"event": kind.value, "reason": reason, "strategy": dep.strategy.value,
                                 "previous_version": dep.previous_version or ""})
         events = self._engine.raise_signal(signal)
         events += self._engine.resolve_all(AlertKind.DEPLOYMENT, model=dep.model, keep={signal.fingerprint},

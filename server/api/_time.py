@@ -6,6 +6,11 @@ import datetime as dt
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from ..errors import FieldViolation, ValidationError
+
+#: What google.protobuf.Timestamp can turn into a datetime: 0001-01-01 .. 9999-12-31.
+MIN_TIME_SECONDS, MAX_TIME_SECONDS = -62_135_596_800, 253_402_300_799
+
 
 def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
@@ -13,6 +18,18 @@ def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     out = timestamp_pb2.Timestamp()
     out.FromDatetime(value)
     return out
+
+
+def datetime_of(value: timestamp_pb2.Timestamp, field: str) -> dt.datetime:
+    """A request's Timestamp as an aware UTC datetime; INVALID_ARGUMENT naming `field` if it is no date.
+
+    `ToDatetime` raises ValueError past year 9999 or on nanos outside 0..999999999,
+    which the interceptor could only answer as INTERNAL.
+    """
+    if not MIN_TIME_SECONDS <= value.seconds <= MAX_TIME_SECONDS or not 0 <= value.nanos <= 999_999_999:
+        raise ValidationError(FieldViolation(field, "must be a date between the years 1 and 9999 "
+                                                    "(nanos 0..999999999)"))
+    return value.ToDatetime(tzinfo=dt.timezone.utc)
 
 
 def duration(seconds: float) -> duration_pb2.Duration:

@@ -21,9 +21,17 @@ class DataPlaneRpcs:
     services: Services
 
     async def GetTrafficSplit(self, request: _pb.GetTrafficSplitRequest, context: grpc.aio.ServicerContext):
-        _check_model(request.model)
-        weights = await self.services.run(self.services.deployments.traffic_split, request.model)
-        return _pb.TrafficSplit(model=request.model, weights=weights)
+        key = ("GetTrafficSplit", request.model)
+        reads = self.services.reads
+        reply = reads.get(key)
+        if reply is None:
+            # Not cached yet or a write to the registry or traffic tables committed since: read it.
+            _check_model(request.model)
+            generation = reads.generation
+            weights = await self.services.run(self.services.deployments.traffic_split, request.model)
+            reply = _pb.TrafficSplit(model=request.model, weights=weights)
+            reads.put(key, reply, generation)
+        return reply
 
     async def WatchTrafficSplit(self, request: _pb.WatchTrafficSplitRequest,
                                 context: grpc.aio.ServicerContext) -> AsyncIterator[_pb.TrafficSplit]:
@@ -47,12 +55,23 @@ class DataPlaneRpcs:
             validation.check_version(request.loaded_version, problems, field="loaded_version")
         problems.raise_if_any()
         s = self.services
-        result = await s.run(s.instances.report, request.model, request.instance_id,
-                             request.loaded_version or None, request.healthy)
+        # Nothing changed: answered from memory on the event loop. Anything else is written before the answer.
+        result = s.instances.beat(request.model, request.instance_id, request.loaded_version or None,
+                                  request.healthy) \
+            or await s.run(s.instances.report, request.model, request.instance_id,
+                           request.loaded_version or None, request.healthy)
+        assigned = result.assigned_version
+        if not request.healthy and request.loaded_version:
+            # Rolling fast fail: an instance unhealthy on the new version rolls its batch back in this call.
+            events = await s.run(s.deployments.on_instance_health, request.model)
+            if events:
+                s.announcer.announce(events)
+                # Answer with the assignment the rollback just stored: the instance goes back at once.
+                assigned = await s.run(s.instances.assignment, request.model, request.instance_id)
         if result.changed:
             # Something a rolling deployment waits for (a confirmed batch, a lost instance back): decide now.
             s.reconciler.wake()
-        return _pb.HeartbeatResponse(assigned_version=result.assigned_version or "",
+        return _pb.HeartbeatResponse(assigned_version=assigned or "",
                                      heartbeat_interval=duration(s.deployments.heartbeat_interval))
 
     async def WatchAssignment(self, request: _pb.WatchAssignmentRequest,

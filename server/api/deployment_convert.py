@@ -89,7 +89,8 @@ def evaluation_to_proto(e: GateEvaluation, evaluated_at=None) -> _pb.GateEvaluat
 
 def deployment_to_proto(d: Deployment, evaluations: list[GateEvaluation] | None = None,
                         status: GateStatus | None = None) -> _pb.Deployment:
-    total = len(d.params.steps) if d.strategy is Strategy.CANARY else 1
+    # Rows from before migration 0006 stored no total: the plan's length, as it was then shown.
+    total = d.total_steps or (len(d.params.steps) if d.strategy is Strategy.CANARY else 1)
     current = [evaluation_to_proto(e) for e in status.evaluations] if status else []
     return _pb.Deployment(
         id=d.id, model=d.model, version=d.version, previous_version=d.previous_version or "",

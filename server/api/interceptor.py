@@ -48,12 +48,22 @@ class ControllerInterceptor(grpc.aio.ServerInterceptor):
         self._auth_enabled = auth_enabled
         self._observe = observe or (lambda _rpc, _code, _seconds: None)
         self._track = track or (lambda _rpc, _stream: contextlib.nullcontext())
+        #: method -> (the servicer's handler, our wrapped copy): wrapped once, not on every call.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
         if handler is None:
             return handler
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = self._wrap_handler(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap_handler(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if not method.startswith(SERVICE_PREFIX):
             return rebuild(handler, guard)
         rpc = method[len(SERVICE_PREFIX):]
@@ -63,7 +73,7 @@ class ControllerInterceptor(grpc.aio.ServerInterceptor):
             if inspect.isasyncgenfunction(behavior):
                 return self._wrap_stream(rpc, policy, behavior)
             return self._wrap_unary(rpc, policy, behavior)
-        return rebuild(handler, wrap)
+        return rebuild(handler, wrap, rpc)  # rpc: its byte and repeated-field limits (see limits)
 
     # The audit record is written before the caller hears the outcome: a call that was
     # acknowledged is always in the audit log.
@@ -110,7 +120,8 @@ class ControllerInterceptor(grpc.aio.ServerInterceptor):
                 call.denied = True
                 raise UnauthenticatedError("missing bearer token: send 'authorization: Bearer <token>'")
             try:
-                call.identity = await self._run(self._tokens.authenticate, token)
+                # Known tokens are answered from memory on the event loop; only a miss reads the table.
+                call.identity = self._tokens.cached(token) or await self._run(self._tokens.authenticate, token)
             except UnauthenticatedError:
                 call.denied = True
                 raise

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from modelctl.v1 import deployment_pb2 as _deployment_pb
 from modelctl.v1 import pipeline_pb2 as _pb
 
@@ -23,7 +21,7 @@ from ..pipelines.model import (
 )
 from ..pipelines.states import CommandState
 from ..registry import validation
-from ._time import duration, seconds_of, ts
+from ._time import datetime_of, duration, seconds_of, ts
 from .deployment_convert import _STRATEGIES, overrides_from_proto
 
 _STATES = {s: _pb.PipelineState.Value(f"PIPELINE_STATE_{s.value}") for s in PipelineState}
@@ -94,7 +92,7 @@ def report_from_proto(r: _pb.ReportPipelineStatusRequest) -> StatusReport:
         if len(lr.metrics) > MAX_ENTRIES:
             problems.add("last_result.metrics", f"at most {MAX_ENTRIES} entries")
         result = PipelineResult(model=lr.model, version=lr.version, metrics=dict(lr.metrics), summary=lr.summary,
-                                finished_at=lr.finished_at.ToDatetime(dt.timezone.utc)
+                                finished_at=datetime_of(lr.finished_at, "last_result.finished_at")
                                 if lr.HasField("finished_at") else None)
     problems.raise_if_any()
     return StatusReport(name=r.name, state=_STATES_BACK[r.state], job=r.job, progress=r.progress,

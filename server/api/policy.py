@@ -78,6 +78,19 @@ POLICIES: dict[str, RpcPolicy] = {
     "ExpireSilence": RpcPolicy(Role.OPERATOR, True, _id),
     # It sends messages to any URL the caller names: admins only.
     "TestNotifications": RpcPolicy(Role.ADMIN, True),
+    # pipelines: a pipeline service holds an operator token; reports and stream opens are frequent and
+    # change nothing an operator set, so only refusals of them are audited
+    "RegisterPipeline": RpcPolicy(Role.OPERATOR, True, lambda r: r.name),
+    "ReportPipelineStatus": RpcPolicy(Role.OPERATOR, False),
+    "ListPipelines": RpcPolicy(Role.VIEWER, False),
+    "GetPipeline": RpcPolicy(Role.VIEWER, False),
+    "SendPipelineCommand": RpcPolicy(Role.OPERATOR, True, lambda r: f"{r.pipeline}:{r.kind}"
+                                     + (f":{r.model}" if r.model else "")),
+    "WatchPipelineCommands": RpcPolicy(Role.OPERATOR, False),
+    "UpdatePipelineCommand": RpcPolicy(Role.OPERATOR, True, lambda r: f"{r.id}:{r.state}"),
+    "GetPipelineCommand": RpcPolicy(Role.VIEWER, False),
+    "CancelPipelineCommand": RpcPolicy(Role.OPERATOR, True, _id),
+    "ListPipelineCommands": RpcPolicy(Role.VIEWER, False),
     # system
     "GetSystemStatus": RpcPolicy(Role.VIEWER, False),
     "RestartSystem": RpcPolicy(Role.ADMIN, True, lambda r: r.reason),

@@ -74,9 +74,17 @@ class RegistryRpcs:
         return await self.services.run(page)
 
     async def GetModel(self, request: _pb.GetModelRequest, context: grpc.aio.ServicerContext):
-        model = await self.services.run(self.services.registry.get, request.name,
-                                        include_archived=request.include_archived)
-        return model_to_proto(model)
+        # Served from memory, on the event loop, until a write to the registry or traffic tables commits.
+        key = ("GetModel", request.name, request.include_archived)
+        reads = self.services.reads
+        reply = reads.get(key)
+        if reply is None:
+            generation = reads.generation  # before the read: a write committing meanwhile wins
+            model = await self.services.run(self.services.registry.get, request.name,
+                                            include_archived=request.include_archived)
+            reply = model_to_proto(model)
+            reads.put(key, reply, generation)
+        return reply
 
     async def ArchiveModelVersion(self, request: _pb.ArchiveModelVersionRequest, context: grpc.aio.ServicerContext):
         version = await self.services.run(self.services.registry.archive, request.name, request.version)

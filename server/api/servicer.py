@@ -13,6 +13,7 @@ from .dataplane_rpcs import DataPlaneRpcs
 from .deployment_rpcs import DeploymentRpcs
 from .drift_rpcs import DriftRpcs
 from .experiment_rpcs import ExperimentRpcs
+from .pipeline_rpcs import PipelineRpcs
 from .registry_rpcs import RegistryRpcs
 from .services import Services
 from .system_rpcs import SystemRpcs
@@ -20,7 +21,7 @@ from .telemetry_rpcs import TelemetryRpcs
 
 
 class ModelControllerServicer(RegistryRpcs, DeploymentRpcs, ExperimentRpcs, DriftRpcs, DataPlaneRpcs, TelemetryRpcs,
-                              SystemRpcs, AlertRpcs,
+                              SystemRpcs, AlertRpcs, PipelineRpcs,
                               _grpc.ModelControllerServicer):
     def __init__(self, services: Services) -> None:
         self.services = services

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, Hashable
 
 from ..alerts.engine import AlertEngine
 from ..alerts.silences import SilenceService
 from ..audit import AuditLog
 from ..auth import TokenService
+from ..cache import InvalidatedCache
 from ..clock import Clock
 from ..config import Settings
 from ..deployments.engine import DeploymentController
@@ -18,11 +19,13 @@ from ..events import EventHub
 from ..experiments.service import ExperimentService
 from ..metrics.recorder import MetricsRecorder
 from ..notify.outbox import OutboxWorker
+from ..pipelines.runtime import PipelineAnnouncer, PipelineSweeper
+from ..pipelines.service import PipelineService
 from ..registry.service import RegistryService
 from ..rollouts import Announcer, Reconciler
 from ..store.db import Database
 from ..store.metric_journal import MetricJournal
-from ..system.components import Supervisor
+from ..system.components import ComponentStatus, Supervisor
 from ..system.status import SystemProbe
 from ..telemetry.store import MetricsStore
 from .base import BlockingRunner
@@ -32,6 +35,8 @@ from .base import BlockingRunner
 class RestartResult:
     changed_keys: list[str]
     ignored_keys: list[str]
+    #: Components that did not start again: the call reports them, GetSystemStatus shows them FAILED.
+    failed: list[ComponentStatus] = field(default_factory=list)
 
 
 @dataclass
@@ -58,9 +63,16 @@ class Services:
     experiments: ExperimentService
     #: Drift profiles and windows: ReportMetrics calls check() before journaling and ingest() after.
     drift: DriftService
+    #: Replies of the registry and traffic reads (GetModel, GetTrafficSplit) served from memory; the app
+    #: names the tables they come from, so any committed write to those empties it before it is answered.
+    reads: InvalidatedCache[Hashable, Any] = field(default_factory=lambda: InvalidatedCache("reads", ()))
     #: (model, version) pairs known to be registered, so metric reports skip the lookup.
     known_versions: set[tuple[str, str]] = field(default_factory=set)
     #: Alerts (set by the app): the engine, silences, and the notification outbox worker.
     alerts: AlertEngine | None = None
     silences: SilenceService | None = None
     outbox: OutboxWorker | None = None
+    #: Pipelines (set by the app): the service, what announces command changes, and the sweeper to wake.
+    pipelines: PipelineService = None  # type: ignore[assignment]
+    pipeline_announcer: PipelineAnnouncer = None  # type: ignore[assignment]
+    pipeline_sweeper: PipelineSweeper = None  # type: ignore[assignment]

@@ -7,7 +7,7 @@ from modelctl.v1 import system_pb2 as _pb
 from ..audit import AuditEvent
 from ..auth import Role, TokenInfo
 from ..errors import FieldViolation, ValidationError
-from ..system.components import ComponentState
+from ..system.components import ComponentState, ComponentStatus
 from ..system.status import SystemSnapshot
 from ._time import duration, ts
 
@@ -43,9 +43,12 @@ def status_to_proto(s: SystemSnapshot) -> _pb.SystemStatus:
         database=_pb.DatabaseStatus(reachable=s.database.reachable, latency=duration(s.database.latency_seconds),
                                     backend=s.database.backend, error=s.database.error),
         model_count=s.model_count, version_count=s.version_count,
-        components=[_pb.ComponentStatus(name=c.name, state=_COMPONENT_STATES[c.state], detail=c.detail,
-                                        since=ts(c.since)) for c in s.components],
+        components=[component_to_proto(c) for c in s.components],
         auth_enabled=s.auth_enabled, tls_enabled=s.tls_enabled, open_files=s.open_files)
+
+
+def component_to_proto(c: ComponentStatus) -> _pb.ComponentStatus:
+    return _pb.ComponentStatus(name=c.name, state=_COMPONENT_STATES[c.state], detail=c.detail, since=ts(c.since))
 
 
 def audit_event_to_proto(e: AuditEvent) -> _pb.AuditEvent:

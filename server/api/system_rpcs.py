@@ -10,7 +10,14 @@ from ..errors import FieldViolation, ValidationError
 from ._time import seconds_of, ts
 from .context import caller
 from .services import Services
-from .system_convert import audit_event_to_proto, role_from_proto, role_to_proto, status_to_proto, token_to_proto
+from .system_convert import (
+    audit_event_to_proto,
+    component_to_proto,
+    role_from_proto,
+    role_to_proto,
+    status_to_proto,
+    token_to_proto,
+)
 
 
 class SystemRpcs:
@@ -33,7 +40,8 @@ class SystemRpcs:
             raise ValidationError(FieldViolation("reason", "must be at most 500 characters"))
         result = await self.services.restart()
         return _pb.RestartSystemResponse(status=await self._status(), changed_keys=result.changed_keys,
-                                         ignored_keys=result.ignored_keys)
+                                         ignored_keys=result.ignored_keys,
+                                         failed_components=[component_to_proto(c) for c in result.failed])
 
     async def ListAuditEvents(self, request: _pb.ListAuditEventsRequest, context: grpc.aio.ServicerContext):
         page = await self.services.run(self.services.audit.list, page_size=request.page_size,

@@ -4,6 +4,12 @@ A token is `mctl_<id>_<secret>`; only sha256(token) is stored. Tokens carry
 enough entropy (256 bits) that a plain hash is safe. Lookup is by hash, and the
 stored hash is then compared with `hmac.compare_digest` anyway so no branch
 depends on how much of a guess was right.
+
+Every call authenticates, so known tokens are kept in memory (`cached`), keyed by
+hash. Any committed write to the tokens table (create, revoke) empties that cache
+before the writer answers (`server.cache`), so a revoked token is refused by the
+very next call on this replica; expiry is checked against the clock on every hit.
+Unknown tokens are never cached: a guess always costs a database read.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from ..cache import InvalidatedCache
 from ..clock import Clock
 from ..errors import FailedPreconditionError, NotFoundError, UnauthenticatedError, Violations
 from ..store.db import Database
@@ -67,10 +74,23 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Known:
+    """What authentication needs of a stored token, as of the last read."""
+
+    token_hash: str
+    identity: Identity
+    expires_at: dt.datetime | None
+    revoked: bool
+
+
 class TokenService:
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
+        #: Token hash -> what the tokens table said; emptied by any committed write to that table.
+        self.cache: InvalidatedCache[str, _Known] = InvalidatedCache("tokens", [TokenRow.__tablename__])
+        db.changes.listen(self.cache.on_commit)
 
     def create(self, name: str, role: Role, *, ttl_seconds: float | None = None, created_by: str = "",
                secret: str | None = None) -> IssuedToken:
@@ -117,17 +137,34 @@ class TokenService:
             return infos
         return [t for t in infos if t.revoked_at is None and (t.expires_at is None or t.expires_at > now)]
 
+    def cached(self, token: str) -> Identity | None:
+        """`authenticate` from memory, without blocking; None when the token must be read (call that)."""
+        digest = hash_token(token)
+        known = self.cache.get(digest)
+        if known is None:
+            return None
+        return self._check(known, digest)
+
     def authenticate(self, token: str) -> Identity:
         digest = hash_token(token)
+        generation = self.cache.generation  # before the read: a revoke committing meanwhile wins
         with self._db.read() as s:
             row = s.scalars(select(TokenRow).where(TokenRow.token_hash == digest)).first()
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             raise UnauthenticatedError("unknown token")
-        if row.revoked_at is not None:
+        known = _Known(row.token_hash, Identity(token_id=row.id, name=row.name, role=Role.parse(row.role)),
+                       row.expires_at, row.revoked_at is not None)
+        self.cache.put(digest, known, generation)
+        return self._check(known, digest)
+
+    def _check(self, known: _Known, digest: str) -> Identity:
+        if not hmac.compare_digest(known.token_hash, digest):
+            raise UnauthenticatedError("unknown token")
+        if known.revoked:
             raise UnauthenticatedError("token has been revoked")
-        if row.expires_at is not None and row.expires_at <= self._clock.now():
+        if known.expires_at is not None and known.expires_at <= self._clock.now():
             raise UnauthenticatedError("token has expired")
-        return Identity(token_id=row.id, name=row.name, role=Role.parse(row.role))
+        return known.identity
 
     def has_admin(self) -> bool:
         with self._db.session() as s:

@@ -126,6 +126,9 @@ class Deployment:
     step_started_at: dt.datetime | None
     finished_at: dt.datetime | None
     created_by: str
+    #: How many steps the rollout takes: the plan's length, or for rolling its number of batches
+    #: (estimated from the serving instances at start, corrected as batches move); 0 if unknown.
+    total_steps: int = 0
 
 
 @dataclass(frozen=True)

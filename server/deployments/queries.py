@@ -8,15 +8,37 @@ from __future__ import annotations
 
 from typing import Collection
 
+from ..cache import InvalidatedCache
 from ..errors import NotFoundError
 from .model import Deployment, DeploymentEvent, GateEvaluation
 from .phases import Phase
 from .repository import DeploymentRepository
 
+#: Cached for a model without an active deployment (None means "not cached").
+_NO_DEPLOYMENT = object()
+
 
 class DeploymentQueries:
     def __init__(self, repo: DeploymentRepository) -> None:
         self._repo = repo
+        #: model -> its active deployment, when the app wires a cache invalidated by every committed write
+        #: to the deployments table (see `server.cache`); None (unit tests' in-memory repository): no cache.
+        self.active_cache: InvalidatedCache[str, object] | None = None
+
+    def active_deployment(self, model: str) -> Deployment | None:
+        """The model's active deployment, from memory when cached: every ReportMetrics asks."""
+        cache = self.active_cache
+        if cache is None:
+            with self._repo.read() as tx:
+                return tx.active_deployment(model)
+        found = cache.get(model)
+        if found is not None:
+            return None if found is _NO_DEPLOYMENT else found  # type: ignore[return-value]
+        generation = cache.generation  # before the read: a deployment write committing meanwhile wins
+        with self._repo.read() as tx:
+            dep = tx.active_deployment(model)
+        cache.put(model, _NO_DEPLOYMENT if dep is None else dep, generation)
+        return dep
 
     def get(self, deployment_id: str) -> Deployment:
         with self._repo.read() as tx:

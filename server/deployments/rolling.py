@@ -25,6 +25,12 @@ def batch_size(params: DeploymentParams, live_count: int) -> int:
     return max(1, unavailable + surge)
 
 
+def batch_count(instances: Sequence[Instance], version: str, size: int) -> int:
+    """Batches still to move: serving instances not yet assigned `version`, `size` at a time."""
+    left = sum(1 for i in serving(instances) if i.assigned_version != version)
+    return -(-left // max(1, size))
+
+
 def silent(instances: Sequence[Instance], now: dt.datetime, heartbeat_interval: float) -> list[Instance]:
     """Instances not yet marked lost whose heartbeat stopped."""
     cutoff = lost_cutoff(now, heartbeat_interval)
@@ -42,6 +48,12 @@ def serving(instances: Sequence[Instance]) -> list[Instance]:
 def unconfirmed(instances: Sequence[Instance], version: str | None) -> list[Instance]:
     """Serving instances assigned `version` that have not reported it loaded and healthy."""
     return [i for i in serving(instances) if i.assigned_version == version and not i.confirms(version)]
+
+
+def failing(instances: Sequence[Instance], version: str) -> list[Instance]:
+    """Moved instances that report `version` loaded but unhealthy: the new version does not run there."""
+    return [i for i in serving(instances)
+            if i.assigned_version == version and i.loaded_version == version and not i.healthy]
 
 
 def not_yet_back(instances: Sequence[Instance], version: str | None) -> list[Instance]:

@@ -57,7 +57,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import stats as _scipy
+
+def _scipy():  # noqa: ANN202 - scipy.stats
+    """scipy.stats, imported on first use: 64 MB and 1-3 s of start-up a server without experiments never needs."""
+    from scipy import stats
+
+    return stats
 
 #: Samples each arm needs before any test is computed.
 MIN_SAMPLES = 30
@@ -126,7 +131,7 @@ def two_proportion_p_value(control: ArmSummary, treatment: ArmSummary) -> float:
     if se == 0.0:
         return 1.0  # both arms all 0 or all 1: no evidence of a difference
     z = (treatment.mean - control.mean) / se
-    return float(2.0 * _scipy.norm.sf(abs(z)))
+    return float(2.0 * _scipy().norm.sf(abs(z)))
 
 
 def welch_p_value(control: ArmSummary, treatment: ArmSummary) -> float:
@@ -135,7 +140,7 @@ def welch_p_value(control: ArmSummary, treatment: ArmSummary) -> float:
         return 1.0
     if control.variance == 0.0 and treatment.variance == 0.0:
         return 1.0 if control.mean == treatment.mean else 0.0
-    result = _scipy.ttest_ind_from_stats(treatment.mean, treatment.std_dev, treatment.n,
+    result = _scipy().ttest_ind_from_stats(treatment.mean, treatment.std_dev, treatment.n,
                                          control.mean, control.std_dev, control.n, equal_var=False)
     return float(result.pvalue)
 
@@ -189,7 +194,7 @@ def lift(control: ArmSummary, treatment: ArmSummary, alpha: float) -> Lift | Non
     c, t = control.mean, treatment.mean
     value = (t - c) / c
     variance = treatment.variance_of_mean / c ** 2 + t ** 2 * control.variance_of_mean / c ** 4
-    half = float(_scipy.norm.ppf(1.0 - alpha / 2.0)) * math.sqrt(variance)
+    half = float(_scipy().norm.ppf(1.0 - alpha / 2.0)) * math.sqrt(variance)
     return Lift(value, value - half, value + half)
 
 
@@ -211,7 +216,7 @@ def required_per_arm(control: ArmSummary, treatment: ArmSummary, *, rate: bool, 
         var_c = var_t = pooled
     if var_c + var_t == 0.0:
         return None
-    z = float(_scipy.norm.ppf(1.0 - alpha / 2.0) + _scipy.norm.ppf(power))
+    z = float(_scipy().norm.ppf(1.0 - alpha / 2.0) + _scipy().norm.ppf(power))
     # A tiny min_effect or share makes Δ² underflow or N overflow: "more than anyone will collect", not a crash.
     try:
         total = z * z * (var_c / (1.0 - treatment_share) + var_t / treatment_share) / (delta * delta)
@@ -241,4 +246,4 @@ def srm_p_value(control_samples: int, treatment_samples: int, treatment_share: f
     if total == 0:
         return 1.0
     expected = [total * (1.0 - treatment_share), total * treatment_share]
-    return float(_scipy.chisquare([control_samples, treatment_samples], f_exp=expected).pvalue)
+    return float(_scipy().chisquare([control_samples, treatment_samples], f_exp=expected).pvalue)

@@ -130,6 +130,13 @@ class AlertStore:
                              .order_by(AlertEventRow.cursor).limit(limit))
             return [AlertEvent(r.cursor, Change(r.kind), alert_from_snapshot(r.snapshot), r.time) for r in rows]
 
+    def alerted_deployments(self, deployment_ids: list[str]) -> set[str]:
+        """Which of these deployments already have an alert, open or resolved."""
+        if not deployment_ids:
+            return set()
+        with self._db.read() as s:
+            return set(s.scalars(select(AlertRow.deployment_id).where(AlertRow.deployment_id.in_(deployment_ids))))
+
     def open_fingerprints(self, kinds: list[AlertKind]) -> set[str]:
         with self._db.read() as s:
             return set(s.scalars(select(AlertRow.fingerprint).where(

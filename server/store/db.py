@@ -21,6 +21,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import UnavailableError
+from .change_feed import ChangeFeed
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -28,6 +29,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 class Database:
     def __init__(self, url: str, *, busy_timeout: float = 30.0, pool_size: int = 10) -> None:
         self.url = url
+        self.busy_timeout = busy_timeout
         self.backend = "sqlite" if url.startswith("sqlite") else "postgresql"
         if self.backend == "sqlite":
             self.engine = _sqlite_engine(url, busy_timeout)
@@ -35,6 +37,8 @@ class Database:
             self.engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
                                         connect_args={"connect_timeout": 5})
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        #: Which tables each committed write changed, told before the writer goes on (the caches listen).
+        self.changes = ChangeFeed(self._sessions)
         # Same pool; on SQLite its transactions begin DEFERRED, so readers never queue behind writers.
         self._read_sessions = sessionmaker(self.engine.execution_options(modelctl_read_only=True),
                                            expire_on_commit=False)
@@ -72,6 +76,29 @@ class Database:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         return time.perf_counter() - start
+
+    def check_writable(self, timeout: float) -> None:
+        """Raise unless a write transaction can begin within `timeout` seconds (the watchdog's probe).
+
+        `SELECT 1` is not enough: a SQLite file locked by another process still
+        answers reads, while every write waits out the busy timeout and fails.
+        On PostgreSQL a round trip on a fresh or pre-pinged connection tells.
+        """
+        if self.backend != "sqlite":
+            self.ping()
+            return
+        raw = self.engine.raw_connection()  # the DBAPI connection: autocommit, no BEGIN of ours
+        try:
+            cur = raw.cursor()
+            cur.execute(f"PRAGMA busy_timeout={max(1, int(timeout * 1000))}")
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                cur.execute("ROLLBACK")
+            finally:
+                cur.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+                cur.close()
+        finally:
+            raw.close()
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""

@@ -40,6 +40,8 @@ class DeploymentRow(Base):
     created_by: Mapped[str] = mapped_column(String(128), default="")
     #: The seq of the newest event: the next one gets this + 1 (the row is locked while writing).
     last_event_seq: Mapped[int] = mapped_column(Integer, default=0)
+    #: Steps the rollout takes (migration 0006): for rolling, its number of batches.
+    total_steps: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class DeploymentEventRow(Base):

@@ -11,9 +11,10 @@ requests; the pruner drops rows older than the store's retention.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable, Iterator, Sequence
+import threading
+from typing import Callable, Iterator, Mapping, Sequence
 
-from sqlalchemy import JSON, BigInteger, Index, String, delete, select
+from sqlalchemy import JSON, BigInteger, Index, String, delete, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ..telemetry.histogram import LatencyHistogram
@@ -39,31 +40,119 @@ class MetricReportRow(Base):
     latency: Mapped[dict[str, float]] = mapped_column(JSON)
 
 
+def _insert(s: Session, reports: Sequence[Report]) -> None:
+    if reports:
+        s.execute(insert(MetricReportRow.__table__), [
+            {"model": r.model, "version": r.version, "time": r.at, "requests": r.requests, "errors": r.errors,
+             "latency": r.latency.to_dict()} for r in reports])
+
+
+class _Append:
+    """One caller's reports, waiting for the transaction that stores them."""
+
+    __slots__ = ("reports", "also", "done", "error")
+
+    def __init__(self, reports: Sequence[Report], also: Callable[[Session], None] | None) -> None:
+        self.reports = reports
+        self.also = also
+        self.done = False
+        self.error: BaseException | None = None
+
+
 class MetricJournal:
+    """Appends are group-committed: reports that arrive while a transaction is being written wait
+    for the next one and share it, instead of queueing for SQLite's write lock one by one. Each
+    caller still returns only once its own reports are committed (or raises if they were not)."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._cond = threading.Condition()
+        self._pending: list[_Append] = []
+        self._writing = False
 
     def append(self, reports: Sequence[Report], *, also: Callable[[Session], None] | None = None) -> None:
-        """Store `reports` in one transaction: all of them or, on error, none.
+        """Store `reports` durably before returning: all of them or, on error, none.
 
         `also` writes in the same transaction what else the reports change (an
         experiment's running sums), so a report is counted everywhere or nowhere.
         """
-        with self._db.session() as s:
-            s.add_all(MetricReportRow(model=r.model, version=r.version, time=r.at, requests=r.requests,
-                                      errors=r.errors, latency=r.latency.to_dict()) for r in reports)
-            if also is not None:
-                also(s)
+        entry = _Append(reports, also)
+        with self._cond:
+            self._pending.append(entry)
+            while self._writing and not entry.done:
+                self._cond.wait()
+            if not entry.done:
+                # Nobody is writing: this caller writes everything that queued up, its own included.
+                self._writing = True
+                batch, self._pending = self._pending, []
+        if not entry.done:
+            try:
+                self._write(batch)
+            finally:
+                with self._cond:
+                    for item in batch:
+                        item.done = True
+                    self._writing = False
+                    self._cond.notify_all()
+        if entry.error is not None:
+            raise entry.error
 
-    def since(self, start: dt.datetime) -> Iterator[Report]:
-        """Reports made after `start`, oldest first, read in batches."""
+    def _write(self, batch: list[_Append]) -> None:
+        try:
+            with self._db.session() as s:
+                # Reports with nothing else to write go in one executemany: no savepoint, no ORM unit of work
+                # (which were a third of the journal's time). Only a failed commit can lose them, and then it
+                # loses everyone's.
+                _insert(s, [r for item in batch if item.also is None for r in item.reports])
+                for item in batch:
+                    if item.also is None:
+                        continue
+                    if len(batch) == 1:
+                        self._add(s, item)
+                        continue
+                    try:
+                        # A savepoint each: one caller's failing `also` must not lose the others' reports.
+                        with s.begin_nested():
+                            self._add(s, item)
+                    except Exception as exc:  # noqa: BLE001 - handed to its own caller below
+                        item.error = exc
+        except BaseException as exc:  # the commit failed: nobody's reports are stored
+            for item in batch:
+                item.error = item.error or exc
+
+    @staticmethod
+    def _add(s: Session, item: _Append) -> None:
+        _insert(s, item.reports)
+        if item.also is not None:
+            item.also(s)
+        s.flush()
+
+    def since(self, start: dt.datetime, *, until: dt.datetime | None = None, model: str | None = None,
+              version: str | None = None,
+              series: Mapping[tuple[str, str], dt.datetime] | None = None) -> Iterator[Report]:
+        """Reports made after `start` (and up to `until`), of one series when named, oldest first, in batches.
+
+        `series`: only these (model, version) series, each after its own time: one scan of the time index
+        for all of them (a query per series scanned the same range once per series).
+        """
         after_id = 0
+        conditions = [MetricReportRow.time > start]
+        if until is not None:
+            conditions.append(MetricReportRow.time <= until)
+        if model is not None:
+            conditions.append(MetricReportRow.model == model)
+        if version is not None:
+            conditions.append(MetricReportRow.version == version)
         while True:
             with self._db.read() as s:
                 rows = list(s.scalars(select(MetricReportRow)
-                                      .where(MetricReportRow.time > start, MetricReportRow.id > after_id)
+                                      .where(*conditions, MetricReportRow.id > after_id)
                                       .order_by(MetricReportRow.id).limit(_REPLAY_BATCH)))
             for row in rows:
+                if series is not None:
+                    after = series.get((row.model, row.version))
+                    if after is None or row.time <= after:
+                        continue
                 yield Report(model=row.model, version=row.version, requests=row.requests, errors=row.errors,
                              latency=LatencyHistogram.from_dict(row.latency), at=row.time)
             if len(rows) < _REPLAY_BATCH:

@@ -66,6 +66,12 @@ class OutboxStore:
             s.execute(update(OutboxRow).where(OutboxRow.id.in_(ids), OutboxRow.state == PENDING)
                       .values(next_attempt_at=at, attempts=OutboxRow.attempts + 1, last_error=error[:2000]))
 
+    def postpone(self, ids: list[int], at: dt.datetime) -> None:
+        """Not attempted (their destination just failed another one): due again at `at`, attempts unchanged."""
+        with self._db.session() as s:
+            s.execute(update(OutboxRow).where(OutboxRow.id.in_(ids), OutboxRow.state == PENDING)
+                      .values(next_attempt_at=at))
+
     def failed(self, ids: list[int], error: str) -> None:
         with self._db.session() as s:
             s.execute(update(OutboxRow).where(OutboxRow.id.in_(ids), OutboxRow.state == PENDING)

@@ -10,19 +10,30 @@ from __future__ import annotations
 import math
 from typing import Iterable, Mapping
 
+import numpy as np
+
 #: Each bucket is 4 % wider than the one below it: a quantile read back from the
 #: bucket's geometric middle is within 2 % of the true value.
 GROWTH = 1.04
 #: Latencies at or below this (milliseconds) share bucket 0, read back as 0.
 FLOOR_MS = 0.01
 #: Latencies above ~2.8 hours land in the top bucket; the histogram never grows past it.
-TOP_BUCKET = math.ceil(math.log(1e7 / FLOOR_MS) / math.log(GROWTH))
+TOP_MS = 1e7
+TOP_BUCKET = math.ceil(math.log(TOP_MS / FLOOR_MS) / math.log(GROWTH))
 _LOG_GROWTH = math.log(GROWTH)
 
 
 def bucket_of(value_ms: float) -> int:
-    if value_ms <= FLOOR_MS:
+    """The bucket of any float: NaN and values at or below the floor in 0, +inf and huge ones at the top.
+
+    Total on every input: the API rejects such values, but a histogram read back
+    from the journal or fed by another caller must never raise (1e308 / FLOOR_MS
+    is infinity, and int(infinity) raised OverflowError inside ReportMetrics).
+    """
+    if not value_ms > FLOOR_MS:  # NaN fails the comparison too
         return 0
+    if value_ms >= TOP_MS:
+        return TOP_BUCKET
     return min(TOP_BUCKET, int(math.log(value_ms / FLOOR_MS) / _LOG_GROWTH) + 1)
 
 
@@ -43,15 +54,32 @@ class LatencyHistogram:
         self.total = 0.0
 
     def add(self, value_ms: float, weight: float = 1.0) -> None:
-        if weight <= 0:
-            return
+        if not 0 < weight < math.inf or math.isnan(value_ms):
+            return  # no weight, or not a measurement: nothing a quantile could be read from
         index = bucket_of(value_ms)
         self._weights[index] = self._weights.get(index, 0.0) + weight
         self.total += weight
 
     def add_samples(self, values_ms: Iterable[float]) -> None:
-        for value in values_ms:
-            self.add(value)
+        # A report carries up to thousands of latencies: bucket them in one vectorised pass
+        # (the same arithmetic as bucket_of), then add one weight per bucket used.
+        values = np.asarray(values_ms if isinstance(values_ms, (list, tuple, np.ndarray)) else list(values_ms),
+                            dtype=np.float64)
+        if values.size == 0:
+            return
+        if values.size < 16:
+            for value in values.tolist():
+                self.add(value)
+            return
+        above = values > FLOOR_MS
+        indexes = np.zeros(values.shape, dtype=np.int64)
+        indexes[above] = np.minimum(
+            TOP_BUCKET, (np.log(values[above] / FLOOR_MS) / _LOG_GROWTH).astype(np.int64) + 1)
+        found, counts = np.unique(indexes, return_counts=True)
+        weights = self._weights
+        for index, count in zip(found.tolist(), counts.tolist()):
+            weights[index] = weights.get(index, 0.0) + count
+        self.total += float(values.size)
 
     def add_quantiles(self, quantiles: Mapping[float, float], count: float) -> None:
         """Fold in a distribution known only by some quantiles of `count` requests.
@@ -97,8 +125,16 @@ class LatencyHistogram:
     @classmethod
     def from_dict(cls, data: Mapping[str, float]) -> LatencyHistogram:
         histogram = cls()
-        for index, weight in data.items():
-            if weight > 0:
-                histogram._weights[int(index)] = histogram._weights.get(int(index), 0.0) + float(weight)
-                histogram.total += float(weight)
+        if not isinstance(data, Mapping):
+            return histogram
+        for key, value in data.items():
+            # A journal row is trusted as far as it is sane: a bucket outside the range or a weight
+            # that is not a finite positive number is skipped, so a replay never stops the start.
+            try:
+                index, weight = int(key), float(value)
+            except (TypeError, ValueError, OverflowError):
+                continue
+            if 0 <= index <= TOP_BUCKET and 0 < weight < math.inf:
+                histogram._weights[index] = histogram._weights.get(index, 0.0) + weight
+                histogram.total += weight
         return histogram

@@ -38,4 +38,4 @@ class TelemetrySample:
 
     @property
     def has_features(self) -> bool:
-        return bool(self.numeric or self.categorical or self.predictions or self.labelled)
+        return bool(self.numeric or self.categorical or len(self.predictions) or self.labelled)

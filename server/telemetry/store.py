@@ -16,6 +16,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
+import numpy as np
+
 from ..clock import Clock
 from ..errors import Violations
 from .histogram import LatencyHistogram
@@ -109,7 +111,7 @@ class MetricsStore:
                 latency_ms: Iterable[float] = (), latency_quantiles: Mapping[float, float] | None = None,
                 at: dt.datetime | None = None) -> Report:
         """Validate a report and summarise its latency, without adding it yet (to journal it first)."""
-        samples = list(latency_ms)
+        samples = latency_ms if isinstance(latency_ms, np.ndarray) else list(latency_ms)
         _validate(model, version, requests, errors, samples, latency_quantiles)
         latency = LatencyHistogram()
         latency.add_samples(samples)
@@ -166,9 +168,8 @@ class MetricsStore:
                     requests += bucket.requests
                     errors += bucket.errors
                     latency.merge(bucket.latency)
-        return WindowStats(since=since, until=until, requests=requests, errors=errors,
-                           latency_samples=latency.total, latency_p50_ms=latency.quantile(0.50),
-                           latency_p95_ms=latency.quantile(0.95), latency_p99_ms=latency.quantile(0.99))
+        # Quantiles are read from the merged histogram only when asked (the gates ask for p95 alone).
+        return WindowStats(since, until, requests, errors, latency.total, histogram=latency)
 
     def series(self) -> list[tuple[str, str]]:
         """The (model, version) pairs with data, for exporters."""
@@ -198,7 +199,7 @@ def _epoch_seconds(at: dt.datetime) -> float:
     return (at - _EPOCH).total_seconds()
 
 
-def _validate(model: str, version: str, requests: int, errors: int, samples: list[float],
+def _validate(model: str, version: str, requests: int, errors: int, samples: list[float] | np.ndarray,
               quantiles: Mapping[float, float] | None) -> None:
     problems = Violations()
     if not model:
@@ -209,10 +210,10 @@ def _validate(model: str, version: str, requests: int, errors: int, samples: lis
         problems.add("requests", "must not be negative")
     if errors < 0 or errors > max(requests, 0):
         problems.add("errors", f"must be between 0 and requests ({requests})")
-    if any(not math.isfinite(v) or v < 0 for v in samples):
+    if len(samples) and not bool(np.all(np.isfinite(values := np.asarray(samples, dtype=np.float64)) & (values >= 0))):
         problems.add("latency_ms", "every sample must be a finite, non-negative number of milliseconds")
     if quantiles:
-        if samples:
+        if len(samples):
             problems.add("latency_quantiles", "give latency samples or quantiles, not both")
         if any(not 0 < q <= 1 for q in quantiles):
             problems.add("latency_quantiles", "quantiles must be in (0, 1], e.g. 0.95")

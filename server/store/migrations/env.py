@@ -3,7 +3,13 @@
 from alembic import context
 
 # Every table module is imported so the metadata is complete (autogenerate compares against it).
-from modelctl_server.store import alert_tables, analysis_tables, deployment_tables, metric_journal  # noqa: F401
+from modelctl_server.store import (  # noqa: F401
+    alert_tables,
+    analysis_tables,
+    deployment_tables,
+    metric_journal,
+    pipeline_tables,
+)
 from modelctl_server.store.tables import Base
 
 connection = context.config.attributes["connection"]
