@@ -145,7 +145,8 @@ class MetricJournal:
             conditions.append(MetricReportRow.version == version)
         while True:
             with self._db.read() as s:
-                rows = list(s.scalars(select(MetricReportRow)
+                # plain rows, not ORM instances: a start-up replays thousands of them
+                rows = list(s.execute(select(*MetricReportRow.__table__.c)
                                       .where(*conditions, MetricReportRow.id > after_id)
                                       .order_by(MetricReportRow.id).limit(_REPLAY_BATCH)))
             for row in rows:
