@@ -20,13 +20,18 @@ def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     return out
 
 
+def is_datetime(value: timestamp_pb2.Timestamp) -> bool:
+    """Whether `ToDatetime` can turn `value` into a date (years 1..9999, nanos 0..999999999)."""
+    return MIN_TIME_SECONDS <= value.seconds <= MAX_TIME_SECONDS and 0 <= value.nanos <= 999_999_999
+
+
 def datetime_of(value: timestamp_pb2.Timestamp, field: str) -> dt.datetime:
     """A request's Timestamp as an aware UTC datetime; INVALID_ARGUMENT naming `field` if it is no date.
 
     `ToDatetime` raises ValueError past year 9999 or on nanos outside 0..999999999,
     which the interceptor could only answer as INTERNAL.
     """
-    if not MIN_TIME_SECONDS <= value.seconds <= MAX_TIME_SECONDS or not 0 <= value.nanos <= 999_999_999:
+    if not is_datetime(value):
         raise ValidationError(FieldViolation(field, "must be a date between the years 1 and 9999 "
                                                     "(nanos 0..999999999)"))
     return value.ToDatetime(tzinfo=dt.timezone.utc)

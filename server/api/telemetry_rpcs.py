@@ -23,6 +23,7 @@ from ..deployments.model import DeploymentEvent
 from ..errors import NotFoundError, Violations
 from ..registry import validation
 from ..telemetry.sample import TelemetrySample
+from ._time import is_datetime
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,6 @@ log = logging.getLogger(__name__)
 MAX_SAMPLES_PER_REPORT = 1000
 #: Counts are uint64 on the wire but signed 64-bit in the database.
 MAX_COUNT = 2 ** 63 - 1
-#: What google.protobuf.Timestamp can turn into a datetime: 0001-01-01 .. 9999-12-31.
-MIN_TIME_SECONDS, MAX_TIME_SECONDS = -62_135_596_800, 253_402_300_799
 #: A latency beyond this (about 11.6 days) is a unit mistake, not a measurement.
 MAX_LATENCY_MS = 1e9
 MAX_FEATURE_NAME = 128
@@ -77,8 +76,7 @@ def _validate_sample(sample: _pb.MetricsSample, at: str, problems: Violations, m
     validation.check_version(sample.version, problems, field=f"{at}.version")
     if sample.requests > MAX_COUNT:
         problems.add(f"{at}.requests", f"at most {MAX_COUNT} per sample")
-    if sample.HasField("time") and (not MIN_TIME_SECONDS <= sample.time.seconds <= MAX_TIME_SECONDS
-                                    or not 0 <= sample.time.nanos <= 999_999_999):
+    if sample.HasField("time") and not is_datetime(sample.time):
         problems.add(f"{at}.time", "must be a date between the years 1 and 9999 (nanos 0..999999999)")
     if sample.errors > sample.requests:
         problems.add(f"{at}.errors", f"{sample.errors} errors out of {sample.requests} requests")
@@ -101,11 +99,7 @@ def _validate_sample(sample: _pb.MetricsSample, at: str, problems: Violations, m
             problems.add(f"{at}.outcome.trials", f"at most {MAX_COUNT} per sample")
         if o.successes > o.trials:
             problems.add(f"{at}.outcome.successes", f"{o.successes} successes out of {o.trials} trials")
-        _check_values(o.values, f"{at}.outcome.values", problems, max_values)
-        if (len(o.values) <= max_values and not _within(o.values, -MAX_OUTCOME_VALUE, MAX_OUTCOME_VALUE)
-                and _within(o.values, -math.inf, math.inf, inclusive=False)):  # NaN/inf: named above already
-            problems.add(f"{at}.outcome.values", f"values must be between -{MAX_OUTCOME_VALUE:g} and "
-                                                 f"{MAX_OUTCOME_VALUE:g}")
+        _check_values(o.values, f"{at}.outcome.values", problems, max_values, limit=MAX_OUTCOME_VALUE)
     if sample.HasField("quality"):
         q = sample.quality
         if q.labelled > MAX_COUNT:
@@ -147,11 +141,15 @@ def _validate_features(sample: _pb.MetricsSample, at: str, problems: Violations,
             problems.add(f"{field}.categorical", f"categories must be at most {MAX_CATEGORY_LENGTH} characters")
 
 
-def _check_values(values, field: str, problems: Violations, max_values: int) -> None:  # type: ignore[no-untyped-def]
+def _check_values(values, field: str, problems: Violations, max_values: int,  # type: ignore[no-untyped-def]
+                  limit: float | None = None) -> None:
+    """At most `max_values` finite values, each within ±`limit` when one is given; one problem at most."""
     if len(values) > max_values:
         problems.add(field, f"at most {max_values} values per sample (telemetry.max_values_per_sample)")
     elif not _within(values, -math.inf, math.inf, inclusive=False):
         problems.add(field, "values must be finite numbers (no NaN or infinity)")
+    elif limit is not None and not _within(values, -limit, limit):
+        problems.add(field, f"values must be between -{limit:g} and {limit:g}")
 
 
 def _within(values, low: float, high: float, *, inclusive: bool = True) -> bool:  # type: ignore[no-untyped-def]
