@@ -12,6 +12,7 @@ from typing import AsyncIterator, Iterable, Iterator, Union
 from modelctl.v1 import experiment_pb2 as _pb
 
 from ._calls import AsyncCaller, SyncCaller
+from ._deployment_requests import _enum_value as _value
 
 #: A metric by name ("conversion", "value", "error-rate", "latency") or an `ExperimentMetric` value.
 MetricLike = Union[str, int]
@@ -20,17 +21,6 @@ ExperimentStateLike = Union[str, int]
 
 METRIC_NAMES = ("conversion", "value", "error-rate", "latency")
 EXPERIMENT_STATE_NAMES = ("running", "stopped", "promoted")
-
-
-def _value(enum: object, value: str | int, prefix: str, names: tuple[str, ...], what: str) -> int:
-    if isinstance(value, int):
-        if value not in enum.values() or value == 0:  # type: ignore[attr-defined]
-            raise ValueError(f"unknown {what} value {value}")
-        return value
-    key = value.strip().upper().replace("-", "_").removeprefix(prefix)
-    if key.lower().replace("_", "-") not in names:
-        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(names)}")
-    return int(enum.Value(prefix + key))  # type: ignore[attr-defined]
 
 
 def metric_value(metric: MetricLike) -> int:

@@ -15,6 +15,7 @@ from modelctl.v1 import pipeline_pb2 as _pb
 
 from ._calls import AsyncCaller, AsyncStream, Stream, SyncCaller
 from ._deployment_requests import DurationLike, StrategyLike, deployment_params, duration_seconds, strategy_value
+from ._deployment_requests import _enum_value as _value
 
 #: A kind by name ("optimize", "retrain", "pause", "resume", "reload-config") or a `PipelineCommandKind` value.
 KindLike = Union[str, int]
@@ -28,17 +29,6 @@ COMMAND_STATE_NAMES = ("pending", "delivered", "acknowledged", "succeeded", "fai
 PIPELINE_STATE_NAMES = ("idle", "running", "optimizing", "paused", "failed")
 FINAL_COMMAND_STATES = frozenset(_pb.PipelineCommandState.Value(f"PIPELINE_COMMAND_STATE_{s.upper()}")
                                  for s in ("succeeded", "failed", "expired", "cancelled"))
-
-
-def _value(enum: Any, value: str | int, prefix: str, names: tuple[str, ...], what: str) -> int:
-    if isinstance(value, int):
-        if value not in enum.values() or value == 0:
-            raise ValueError(f"unknown {what} value {value}")
-        return value
-    key = value.strip().upper().replace("-", "_").removeprefix(prefix)
-    if key.lower().replace("_", "-") not in names:
-        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(names)}")
-    return int(enum.Value(prefix + key))
 
 
 def kind_value(kind: KindLike) -> int:
