@@ -190,3 +190,15 @@ def test_acknowledgement_time_is_observed(api, server) -> None:  # type: ignore[
     command = _send(api)
     _update(api, command.id, ACK)
     assert server.app.recorder.registry.get_sample_value("modelctl_pipeline_command_ack_seconds_count") == 1
+
+
+def test_a_reported_version_cannot_be_reported_over_while_its_deployment_decides(api) -> None:  # type: ignore[no-untyped-def]
+    then = pb.ThenDeploy(strategy=deployment_pb2.DEPLOYMENT_STRATEGY_CANARY)
+    command = _send(api, OPTIMIZE, model="fraud", then_deploy=then)
+    _update(api, command.id, ACK)
+    waiting = _update(api, command.id, SUCCEEDED, version="9")
+    assert (waiting.state, waiting.result_version) == (ACK, "9")  # the deployment of 9 decides the end
+    for state, fields in ((SUCCEEDED, {"version": "10"}), (FAILED, {"error": "changed my mind"})):
+        code, message, _ = _code(lambda: _update(api, command.id, state, **fields))
+        assert code is grpc.StatusCode.FAILED_PRECONDITION and "already reported fraud 9" in message
+    assert api.GetPipelineCommand(pb.GetPipelineCommandRequest(id=command.id)).result_version == "9"

@@ -207,6 +207,11 @@ class PipelineService:
             if update.state is CommandState.ACKNOWLEDGED:
                 return dataclasses.replace(c, state=update.state, acknowledged_at=now, updated_at=now,
                                            delivered_at=c.delivered_at or now, result=update.result or c.result)
+            # check the pipeline has not already ended it with a version its deployment now decides on
+            if c.then_deploy is not None and c.result_version:
+                raise FailedPreconditionError(
+                    f"{subject} already reported {c.model} {c.result_version}; its deployment"
+                    f"{' ' + c.deployment_id if c.deployment_id else ''} decides how the command ends")
             if update.state is CommandState.FAILED:
                 return _end(c, CommandState.FAILED, now, result=update.result,
                             error=update.error or f"pipeline {c.pipeline} reported a failure without a reason",
