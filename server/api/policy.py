@@ -73,7 +73,7 @@ POLICIES: dict[str, RpcPolicy] = {
     "GetAlert": RpcPolicy(Role.VIEWER, False),
     "AcknowledgeAlert": RpcPolicy(Role.OPERATOR, True, _id),
     "StreamAlerts": RpcPolicy(Role.VIEWER, False),
-    "CreateSilence": RpcPolicy(Role.OPERATOR, True, lambda r: _silence_target(r)),
+    "CreateSilence": RpcPolicy(Role.OPERATOR, True, _silence_target),
     "ListSilences": RpcPolicy(Role.VIEWER, False),
     "ExpireSilence": RpcPolicy(Role.OPERATOR, True, _id),
     # It sends messages to any URL the caller names: admins only.

@@ -25,7 +25,7 @@ from ..errors import FailedPreconditionError, NotFoundError, UnavailableError
 from ..telemetry.window import DriftSource, MetricsSource
 from . import rolling
 from ._messages import already_active, back_on, experiment_running, step_message, strategy_name
-from .dry_run import DryRunTx, WouldWrite
+from .dry_run import DryRunTx
 from .gates import GateInputs, describe_failure, describe_wait, evaluate_gates, format_percent
 from .model import Deployment, DeploymentEvent, EventKind, Gate, GateEvaluation, Instance, Verdict
 from .params import ParamOverrides, resolve_params
@@ -253,10 +253,7 @@ class DeploymentController(DeploymentQueries):
                 change = _Change(DryRunTx(tx), dep, now)  # type: ignore[arg-type]
                 try:
                     self._advance(change)
-                except WouldWrite:
-                    due.append(dep.id)
-                    continue
-                except Exception:  # noqa: BLE001 - let the real advance fail, and log, under the lock
+                except Exception:  # noqa: BLE001 - WouldWrite: due; any other error: the real advance logs it
                     due.append(dep.id)
                     continue
                 if change.dep != dep or change.events:
@@ -287,10 +284,10 @@ class DeploymentController(DeploymentQueries):
         the rolling update's critical gate: its batch rolls back inside that Heartbeat,
         not at the progress deadline. Read-only until it finds such an instance.
         """
+        dep = self.active_deployment(model)  # from memory: most unhealthy instances have no rollout to stop
+        if dep is None or dep.strategy is not Strategy.ROLLING or not _watched(dep):
+            return []
         with self._repo.read() as tx:
-            dep = tx.active_deployment(model)
-            if dep is None or dep.strategy is not Strategy.ROLLING or not _watched(dep):
-                return []
             if not rolling.failing(tx.list_instances(model), dep.version):
                 return []
         # Decide again under the row lock: the batch may have moved or rolled back since the read.

@@ -127,10 +127,9 @@ class MetricJournal:
             item.also(s)
         s.flush()
 
-    def since(self, start: dt.datetime, *, until: dt.datetime | None = None, model: str | None = None,
-              version: str | None = None,
+    def since(self, start: dt.datetime, *, until: dt.datetime | None = None,
               series: Mapping[tuple[str, str], dt.datetime] | None = None) -> Iterator[Report]:
-        """Reports made after `start` (and up to `until`), of one series when named, oldest first, in batches.
+        """Reports made after `start` (and up to `until`), oldest first, in batches.
 
         `series`: only these (model, version) series, each after its own time: one scan of the time index
         for all of them (a query per series scanned the same range once per series).
@@ -139,10 +138,6 @@ class MetricJournal:
         conditions = [MetricReportRow.time > start]
         if until is not None:
             conditions.append(MetricReportRow.time <= until)
-        if model is not None:
-            conditions.append(MetricReportRow.model == model)
-        if version is not None:
-            conditions.append(MetricReportRow.version == version)
         while True:
             with self._db.read() as s:
                 # plain rows, not ORM instances: a start-up replays thousands of them
