@@ -199,9 +199,10 @@ class Traffic:
             self.call("RegisterModel", registry_pb2.RegisterModelRequest(
                 name=model, version=v, artifact_uri=f"s3://models/{model}/{v}.onnx", framework="onnx"))
 
-    def deploy(self, model: str, version: str, strategy: int, steps: tuple[int, ...] = ()) -> str:
+    def deploy(self, model: str, version: str, strategy: int, steps: tuple[int, ...] = (),
+               bake_time: Duration | None = None) -> str:
         params = deployment_pb2.DeploymentParams(steps=list(steps), step_interval=Duration(nanos=300_000_000),
-                                                 min_samples=10, bake_time=Duration(nanos=300_000_000))
+                                                 min_samples=10, bake_time=bake_time or Duration(nanos=300_000_000))
         return self.call("DeployModel", deployment_pb2.DeployModelRequest(
             model=model, version=version, strategy=strategy, params=params)).id
 
@@ -270,8 +271,10 @@ def _drive(t: Traffic) -> dict[str, Any]:
     t.open_streams()
 
     # First versions go live at once (watched for the bake time on good metrics).
+    # A model's event counters start at 0 with its first event (CREATED); the bake lasts a few scrapes so
+    # Prometheus sees that 0 before SUCCEEDED makes it 1, or `increase()` (the annotation) has nothing to see.
     for model in ("fraud", "churn"):
-        dep = t.deploy(model, "1.0", immediate)
+        dep = t.deploy(model, "1.0", immediate, bake_time=Duration(seconds=3 * SCRAPE_SECONDS))
         assert t.until_final(dep, lambda m=model: t.report(t.sample(m, "1.0"))) == "SUCCEEDED"
 
     # A canary that succeeds: both versions healthy at every step.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from modelctl.v1 import alert_pb2, deployment_pb2
+from modelctl.v1 import alert_pb2, deployment_pb2, registry_pb2
 from modelctl.v1 import pipeline_pb2 as pb
 from modelctl_server.clock import FakeClock
 
@@ -193,6 +193,8 @@ def test_acknowledgement_time_is_observed(api, server) -> None:  # type: ignore[
 
 
 def test_a_reported_version_cannot_be_reported_over_while_its_deployment_decides(api) -> None:  # type: ignore[no-untyped-def]
+    # The version exists, so the sweep (woken by the report) can start its canary: it must not end the command.
+    api.RegisterModel(registry_pb2.RegisterModelRequest(name="fraud", version="9", artifact_uri="s3://m/9"))
     then = pb.ThenDeploy(strategy=deployment_pb2.DEPLOYMENT_STRATEGY_CANARY)
     command = _send(api, OPTIMIZE, model="fraud", then_deploy=then)
     _update(api, command.id, ACK)
