@@ -9,6 +9,7 @@ import signal
 import sys
 
 from . import ConfigError, ControllerApp, __version__, load_settings
+from .system.garbage import settle_after_start
 
 log = logging.getLogger("modelctl_server")
 
@@ -51,6 +52,7 @@ async def _serve(app: ControllerApp) -> int:
         log.error("could not start: %s", exc)
         await app.stop(grace=0)
         return 1
+    settle_after_start()  # start-up's objects out of the collector's way (see system.garbage)
     # A line scripts and tests can wait for.
     metrics_port = app.metrics_address.rpartition(":")[2]
     print(f"modelctl-server listening on {app.grpc_address} (metrics on port {metrics_port})", flush=True)
