@@ -155,6 +155,44 @@ def test_a_rule_repeating_a_firing_condition_counts_but_writes_an_event_only_as_
         Change.RAISED, Change.UPDATED, Change.UPDATED, Change.RESOLVED]
 
 
+def test_a_round_of_signals_raises_new_alerts_first_and_counts_repeats_as_one_by_one_would(env) -> None:  # type: ignore[no-untyped-def]
+    engine, _, clock, db, announced = env
+    engine.repeat_interval = 60
+
+    def firing(model: str, severity: Severity = Severity.ERROR, message: str = "error rate 9%") -> Signal:
+        return Signal(AlertKind.THRESHOLD, "error_rate", severity, message, model, "1", periodic=True)
+
+    a, b, c, d = (engine.raise_signal(firing(m))[0].alert for m in "abcd")
+    engine.acknowledge(a.id, "alice")
+    engine.resolve(d.fingerprint)
+    clock.advance(30)
+    announced.clear()
+    events = engine.raise_signals([firing("new"), firing("a", message="error rate 10%"),
+                                   firing("b", Severity.CRITICAL), firing("d"), firing("c")])
+    # New alerts first (d's was resolved: a new one), each announced on its own; then the repeats, in one
+    # transaction: b's severity rose (an event), a and c are quiet (counted on their rows only).
+    assert [(e.alert.model, e.change) for e in events] == [
+        ("new", Change.RAISED), ("d", Change.RAISED), ("b", Change.UPDATED)]
+    assert [e.cursor for e in events] == [7, 8, 9] and announced == events
+    assert events[1].alert.id != d.id
+    a_now, b_now, c_now = (engine.get(x.id) for x in (a, b, c))
+    assert (a_now.count, a_now.message, a_now.acknowledged_by, a_now.updated_at) == (
+        2, "error rate 10%", "alice", clock.now())
+    assert (b_now.count, b_now.severity, b_now.acknowledged) == (2, Severity.CRITICAL, False)
+    assert (c_now.count, c_now.updated_at) == (2, clock.now())
+    clock.advance(40)  # a's and c's last events are 70 s old: reminders; b's and new's are 40 s old
+    events = engine.raise_signals([firing("a"), firing("b", Severity.CRITICAL), firing("c"), firing("new")])
+    assert [(e.alert.model, e.change, e.alert.count) for e in events] == [
+        ("a", Change.UPDATED, 3), ("c", Change.UPDATED, 3)]
+    assert engine.get(a.id).acknowledged  # a reminder is no rise: the acknowledgement stays
+    clock.advance(10)
+    announced.clear()
+    assert engine.raise_signals([firing("a"), firing("b", Severity.CRITICAL), firing("c"), firing("new")]) == []
+    assert announced == []
+    assert [engine.get(x.id).count for x in (a, b, c)] == [4, 4, 4]
+    assert engine.store.last_cursor() == 11 and engine.raise_signals([]) == []
+
+
 def test_a_silence_begun_while_an_alert_is_open_mutes_its_repeats_and_shows_on_read(env) -> None:  # type: ignore[no-untyped-def]
     engine, silences, clock, db, _ = env
     engine.repeat_interval = 3600

@@ -140,7 +140,7 @@ class AlertEvaluator(PeriodicTask):
         return evaluate_experiments(views, Severity.parse(self.alerts.experiment_severity), significance)
 
     def apply(self, found: Evaluation, kinds: list[AlertKind]) -> list[AlertEvent]:
-        events = [event for signal in found.signals for event in self.engine.raise_signal(signal)]
+        events = self.engine.raise_signals(found.signals)
         open_now = self.engine.store.open_fingerprints(kinds)
         cleared = found.cleared & open_now
         if found.exhaustive:
@@ -155,13 +155,18 @@ def system_reading(recorder: Any, supervisor: Supervisor, sampled: Callable[[], 
     """What the system sampler last exported, or None before its first sample."""
     if not sampled():
         return None
-    value = recorder.registry.get_sample_value
     return SystemReading(
-        cpu_percent=100.0 * (value("modelctl_system_cpu_usage_ratio") or 0.0),
-        memory_percent=100.0 * (value("modelctl_system_memory_used_ratio") or 0.0),
-        loop_lag_seconds=value("modelctl_event_loop_lag_seconds") or 0.0,
-        database_reachable=(value("modelctl_database_up") or 0.0) >= 1.0,
+        cpu_percent=100.0 * _gauge_value(recorder.system_cpu),
+        memory_percent=100.0 * _gauge_value(recorder.system_memory),
+        loop_lag_seconds=_gauge_value(recorder.loop_lag),
+        database_reachable=_gauge_value(recorder.database_up) >= 1.0,
         components=[(c.name, c.state is ComponentState.FAILED, c.detail) for c in supervisor.statuses()])
+
+
+def _gauge_value(gauge: Any) -> float:
+    """An unlabelled gauge's value, read from the gauge itself: `registry.get_sample_value` collects
+    every metric of the registry per call (5 % of the server's time with a 250 ms evaluator)."""
+    return float(gauge.collect()[0].samples[0].value)
 
 
 _DEPLOYMENT_ALERTS = {

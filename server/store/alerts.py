@@ -12,7 +12,7 @@ import contextlib
 import datetime as dt
 from typing import Any, Iterator
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select, update
 
 from ..alerts.model import Alert, AlertEvent, AlertFilter, AlertKind, AlertState, Change, Severity, Silence
 from ..notify.messages import Notification
@@ -40,6 +40,12 @@ class AlertTx:
                               .with_for_update()).first()
         return alert_of(row) if row else None
 
+    def open_alerts_by_fingerprint(self, fingerprints: list[str]) -> dict[str, Alert]:
+        """The open alerts with these fingerprints, locked (one query for a rule round's repeats)."""
+        rows = self._s.scalars(select(AlertRow).where(AlertRow.open_fingerprint.in_(set(fingerprints)))
+                               .with_for_update())
+        return {r.fingerprint: alert_of(r) for r in rows}
+
     def get(self, alert_id: str) -> Alert | None:
         row = self._s.get(AlertRow, alert_id, with_for_update=True)
         return alert_of(row) if row else None
@@ -60,6 +66,15 @@ class AlertTx:
                 setattr(row, key, value)
         self._s.flush()  # the unique open_fingerprint is checked now, inside this change
 
+    def save_counted(self, alerts: list[Alert]) -> None:
+        """Write what a quiet repeat changes (count, message, labels, deployment, severity, updated_at) for
+        many alerts in one statement; the rest of each row is as it was."""
+        if alerts:
+            self._s.execute(update(AlertRow), [
+                dict(id=a.id, count=a.count, message=a.message, labels=dict(a.labels),
+                     deployment_id=a.deployment_id, severity=int(a.severity), updated_at=a.updated_at)
+                for a in alerts])
+
     def add_event(self, event: AlertEvent) -> None:
         self._s.add(AlertEventRow(cursor=event.cursor, alert_id=event.alert.id, kind=event.change.value,
                                   time=event.time, snapshot=snapshot_of(event.alert)))
@@ -67,6 +82,14 @@ class AlertTx:
     def last_event_time(self, alert_id: str) -> dt.datetime | None:
         """When this alert last changed as far as streams and notifications know (its newest event)."""
         return self._s.scalar(select(func.max(AlertEventRow.time)).where(AlertEventRow.alert_id == alert_id))
+
+    def last_event_times(self, alert_ids: list[str]) -> dict[str, dt.datetime]:
+        """`last_event_time` of many alerts in one query."""
+        if not alert_ids:
+            return {}
+        rows = self._s.execute(select(AlertEventRow.alert_id, func.max(AlertEventRow.time))
+                               .where(AlertEventRow.alert_id.in_(set(alert_ids))).group_by(AlertEventRow.alert_id))
+        return {alert_id: when for alert_id, when in rows}
 
     def active_silences(self, now: dt.datetime) -> list[Silence]:
         return [silence_of(r) for r in self._s.scalars(select(SilenceRow).where(SilenceRow.expires_at > now))]
