@@ -51,12 +51,12 @@ class _ProtoCache:
 
     def __init__(self, size: int = 1024) -> None:
         self._size = size
-        self._items: OrderedDict[int, _pb.AlertEvent] = OrderedDict()
+        self._items: OrderedDict[int, bytes] = OrderedDict()
 
-    def get(self, event: AlertEvent) -> _pb.AlertEvent:
+    def get(self, event: AlertEvent) -> bytes:
         found = self._items.get(event.cursor)
         if found is None:
-            found = self._items[event.cursor] = event_to_proto(event)
+            found = self._items[event.cursor] = event_to_proto(event).SerializeToString()
             if len(self._items) > self._size:
                 self._items.popitem(last=False)
         return found

@@ -116,11 +116,22 @@ def guard(behavior: Callable[..., Any]) -> Callable[..., Any]:
     return unary
 
 
+def wire_or(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    """`serializer`, except that bytes pass through: a stream that sends one event to many subscribers
+    serialises it once (see `alert_rpcs._ProtoCache`) instead of once per subscriber."""
+    if serializer is None:
+        return None
+
+    def serialize(message: Any) -> bytes:
+        return message if type(message) is bytes else serializer(message)
+    return serialize
+
+
 def rebuild(handler: grpc.RpcMethodHandler, wrap: Callable[[Callable[..., Any]], Callable[..., Any]],
             rpc: str | None = None) -> grpc.RpcMethodHandler:
     """A copy of `handler` with a tolerant, limited deserializer and its behavior passed through `wrap`."""
     kwargs = dict(request_deserializer=tolerant(handler.request_deserializer, rpc),
-                  response_serializer=handler.response_serializer)
+                  response_serializer=wire_or(handler.response_serializer))
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary), **kwargs)
     if handler.stream_unary:
