@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+import numpy as np
 import pytest
 
 from modelctl_server.clock import FakeClock
 from modelctl_server.errors import ValidationError
 from modelctl_server.telemetry import LatencyHistogram, MetricsStore
+from modelctl_server.telemetry.histogram import TOP_MS, bucket_of
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -191,3 +193,13 @@ def test_histogram_merges_and_reports_nothing_when_empty() -> None:
     zero = LatencyHistogram()
     zero.add(0.0)
     assert zero.quantile(0.5) == 0.0
+
+
+def test_vectorised_bucketing_agrees_with_bucket_of_on_every_value_even_huge_ones() -> None:
+    rng = np.random.default_rng(7)
+    edges = [0.0, 0.01, 0.010001, 1e-300, 5.0, 1e6, TOP_MS, TOP_MS * 0.999999, 1e308, float("inf"), float("nan")]
+    for value in edges + rng.lognormal(2, 3, 2000).tolist():
+        h = LatencyHistogram()
+        h.add_samples(np.full(20, value))  # 16 or more: the vectorised path
+        # 1e308 and inf once landed in bucket -2**63 (the log overflowed before the cast)
+        assert h.to_dict() == {str(bucket_of(value)): 20.0}, value

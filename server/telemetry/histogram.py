@@ -71,13 +71,17 @@ class LatencyHistogram:
             for value in values.tolist():
                 self.add(value)
             return
-        above = values > FLOOR_MS
-        indexes = np.zeros(values.shape, dtype=np.int64)
-        indexes[above] = np.minimum(
-            TOP_BUCKET, (np.log(values[above] / FLOOR_MS) / _LOG_GROWTH).astype(np.int64) + 1)
-        found, counts = np.unique(indexes, return_counts=True)
+        # Clipped into [floor, top] first so the arithmetic never overflows; the ends are set after.
+        clipped = np.clip(values, FLOOR_MS, TOP_MS)
+        with np.errstate(invalid="ignore"):  # NaN's index is garbage until it is set to 0 below
+            indexes = np.minimum(TOP_BUCKET, (np.log(clipped / FLOOR_MS) / _LOG_GROWTH).astype(np.int64) + 1)
+        indexes[~(values > FLOOR_MS)] = 0  # NaN fails the comparison too, as in bucket_of
+        indexes[values >= TOP_MS] = TOP_BUCKET
+        # Counting by bincount over the fixed bucket range: a sort-based np.unique was most of this.
+        counts = np.bincount(indexes, minlength=TOP_BUCKET + 1)
+        used = np.flatnonzero(counts)
         weights = self._weights
-        for index, count in zip(found.tolist(), counts.tolist()):
+        for index, count in zip(used.tolist(), counts[used].tolist()):
             weights[index] = weights.get(index, 0.0) + count
         self.total += float(values.size)
 
