@@ -130,6 +130,20 @@ def test_silenced_alerts_are_recorded_and_streamed_but_not_notified(env) -> None
         silences.expire("nosuch", "bob")
 
 
+def test_a_resolution_during_a_silence_is_streamed_but_not_notified(env) -> None:  # type: ignore[no-untyped-def]
+    engine, silences, clock, db, announced = env
+    raised = engine.raise_signal(_signal())[0]
+    assert len(_outbox(db)) == 1  # told before the silence
+    silence = silences.create(model="fraud", kind=AlertKind.THRESHOLD, duration_seconds=3600,
+                              comment="maintenance", created_by="alice")
+    resolved = engine.resolve(raised.alert.fingerprint, "cleared")[0]
+    assert resolved.alert.silenced and announced[-1] is resolved and len(_outbox(db)) == 1
+    silences.expire(silence.id, "alice")
+    again = engine.raise_signal(_signal())[0]
+    assert not again.alert.silenced and len(_outbox(db)) == 2
+    assert not engine.resolve(again.alert.fingerprint)[0].alert.silenced and len(_outbox(db)) == 3
+
+
 def test_a_rule_repeating_a_firing_condition_counts_but_writes_an_event_only_as_a_reminder(env) -> None:  # type: ignore[no-untyped-def]
     engine, _, clock, db, announced = env
     engine.repeat_interval = 3600

@@ -199,7 +199,7 @@ class AlertEngine:
 
     def _commit(self, tx: AlertTx, change: Change, alert: Alert, previous: Alert | None,
                 now: dt.datetime) -> AlertEvent:
-        if change in (Change.RAISED, Change.UPDATED):
+        if change is not Change.ACKNOWLEDGED:
             # Silences apply to what happens while they are active: this change, not the alert forever.
             alert = dataclasses.replace(alert, silenced=any(s.matches(alert) for s in tx.active_silences(now)))
         tx.save(alert)

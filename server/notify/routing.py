@@ -1,6 +1,7 @@
 """Which destinations an alert change is owed to, decided inside the alert's own transaction.
 
-- silenced or acknowledged: nobody (the alert is still recorded and streamed);
+- silenced (also a resolution during a silence, as Alertmanager does) or acknowledged: nobody (the
+  change is still recorded and streamed);
 - raised: every destination whose severity, model and kind filters it passes;
 - updated: on a severity rise at once; a plain repeat only after `repeat_interval`
   since that destination last heard of the alert, and never once acknowledged;
@@ -31,13 +32,11 @@ class Router:
 
     def plan(self, lookup: NotifiedLookup, change: Change, alert: Alert, previous: Alert | None,
              now: dt.datetime) -> list[Notification]:
-        if change is Change.ACKNOWLEDGED or not self.destinations:
+        if change is Change.ACKNOWLEDGED or alert.silenced or not self.destinations:
             return []
         if change is Change.RESOLVED:
             told = lookup.owed_destinations(alert.id)
             targets = [d for d in self.destinations if d.key in told]
-        elif alert.silenced:
-            return []
         elif change is Change.RAISED:
             targets = [d for d in self.destinations if d.wants(alert)]
         else:
