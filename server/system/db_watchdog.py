@@ -68,11 +68,15 @@ class DatabaseWatchdog(PeriodicTask):
             self._probe = loop.create_future()
             threading.Thread(target=self._run_probe, args=(loop, self._probe), name="db-watchdog",
                              daemon=True).start()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._probe), self.timeout)
-        except asyncio.TimeoutError:
+        # asyncio.wait, not wait_for(shield(...)): on Python 3.11, wait_for swallows a cancellation that
+        # arrives as the probe settles (CPython gh-86296), and the watchdog then slept on instead of
+        # stopping, so a server's stop hung for good. wait() neither cancels the probe on timeout nor
+        # swallows a cancellation.
+        await asyncio.wait({self._probe}, timeout=self.timeout)
+        if not self._probe.done():
             return f"no answer within {self.timeout:g}s"
-        except Exception as exc:  # noqa: BLE001 - every failure means unreachable; say which
+        exc = self._probe.exception()
+        if exc is not None:  # every failure means unreachable; say which
             return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return None
 
