@@ -301,7 +301,10 @@ def test_unregistered_uploads_are_swept_after_the_grace(server_factory) -> None:
     assert srv.app.sweeper.sweep() == 0  # younger than the grace: it may still be registered
 
     async def advance() -> None:
-        clock.advance(3601)  # on the server's loop, where the clock's sleepers live
+        # On the server's loop, where the clock's sleepers live. Two hours, not grace + 1 s: the files'
+        # mtimes are real time, taken after the fake clock started, and a loaded machine can spend more
+        # than a second starting the server and uploading (the orphan was then not old enough yet).
+        clock.advance(2 * 3600)
     srv.call(advance())  # this also wakes the sweeper's own hourly tick, which may get there first
     srv.app.sweeper.sweep()
     assert not path(orphan.artifact_uri).exists()
