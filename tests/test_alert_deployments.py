@@ -55,10 +55,12 @@ def test_an_alert_lost_between_commit_and_alert_is_raised_at_the_next_start(serv
 
     second = server_factory(settings)
     api = stub(second.address, second.admin_token)
-    alerts = eventually(lambda: _deployment_alerts(api) if rolled_back in _deployment_alerts(api) else None,
-                        what="the caught-up rollback alert")
-    # The rollback is news; the success it superseded is resolved, not raised again.
-    assert alerts == {rolled_back: ("ERROR", "OPEN"), live.id: ("INFO", "RESOLVED")}
+    # The rollback is news; the success it superseded is resolved, not raised again. The raise and the
+    # resolution are two commits: wait for both, not for the first only.
+    expected = {rolled_back: ("ERROR", "OPEN"), live.id: ("INFO", "RESOLVED")}
+    alerts = eventually(lambda: _deployment_alerts(api) if _deployment_alerts(api) == expected else None,
+                        what="the caught-up rollback alert, and the success it superseded resolved")
+    assert alerts == expected
     # A third start finds nothing to catch up: still one alert per deployment.
     second.stop()
     third = server_factory(settings)
