@@ -47,7 +47,8 @@ _TEST_BODY = ("This is a test message from modelctl (`modelctl notifications tes
 
 
 class _ProtoCache:
-    """The wire form of recent events: a thousand subscribers convert each event once, not a thousand times."""
+    """Recent events as bytes: a thousand subscribers convert and serialise each event once, not a thousand
+    times (handlers' serializers pass bytes through: `malformed.wire_or`)."""
 
     def __init__(self, size: int = 1024) -> None:
         self._size = size

@@ -2,8 +2,9 @@
 
 CPython's cyclic collector pauses the whole process. Its oldest generation holds every module,
 class and function imported at start-up (over 100,000 objects) plus what serving has kept, so a full
-collection took 80-125 ms under load: every stream and call in flight waited (bench/alert_fanout.py: one alert to 1,000
-subscribers arrived 130 ms late whenever one struck). Two changes, applied once the server is up:
+collection took 80-125 ms under load and every stream and call in flight waited
+(bench/alert_fanout.py: one alert to 1,000 subscribers arrived 130 ms late whenever one struck).
+Two changes, applied once the server is up:
 
 - `gc.freeze()` moves what start-up created into a permanent generation the collector never scans;
   those objects live as long as the process anyway. Full collections then scan only what was
