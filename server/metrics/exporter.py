@@ -16,6 +16,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 
 from ..clock import Clock
 from ..system.components import PeriodicTask, Supervisor
+from ..system.garbage import collect_young
 from ..system.status import SystemProbe
 from .recorder import MetricsRecorder
 
@@ -122,8 +123,10 @@ def release_free_memory() -> None:
 
     A burst of large requests (refused, but received and parsed first) leaves glibc's
     per-thread arenas full of free chunks that it keeps: RSS stayed 100+ MB above its
-    baseline for good. Trimming every sampler round (a few ms) brings it back.
+    baseline for good. Trimming every sampler round (a few ms) brings it back, once the young
+    garbage cycles holding such requests are collected.
     """
+    collect_young()  # cycles holding large buffers first: see system.garbage
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
 
