@@ -158,6 +158,12 @@ def test_an_unacknowledged_command_expires_and_is_counted(api, server, clock: Fa
     command = _send(api, ack_timeout={"seconds": 5})
     kept = _send(api, RELOAD, config="{}")  # the default deadline, 30s
     server.call(_advance(clock, 6))
+
+    async def sweep_now() -> None:
+        # A sweep that was running when the clock moved sleeps its whole interval in fake time after it:
+        # wake it, as the RPCs that change commands do.
+        server.app.pipeline_sweeper.wake()
+    server.call(sweep_now())
     expired = eventually(lambda: (c := api.GetPipelineCommand(pb.GetPipelineCommandRequest(id=command.id)))
                          .state == pb.PIPELINE_COMMAND_STATE_EXPIRED and c, what="the command to expire")
     assert "not acknowledged within 5s" in expired.error
