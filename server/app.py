@@ -24,7 +24,7 @@ from modelctl.v1 import controller_pb2_grpc as _grpc
 from .alerts.engine import AlertEngine
 from .alerts.runtime import AlertAnnouncer, AlertEvaluator, AlertRotator, DeploymentAlerts, system_reading
 from .alerts.silences import SilenceService
-from .api import limits
+from .api import limits, report_ingest
 from .api.base import BlockingRunner
 from .api.interceptor import ControllerInterceptor
 from .api.servicer import ModelControllerServicer
@@ -126,6 +126,7 @@ class ControllerApp:
                                  experiments=self.experiments, drift=self.drift,
                                  reads=InvalidatedCache("reads", REGISTRY_READ_TABLES))
         self.db.changes.listen(self.services.reads.on_commit)
+        self.services.ingest = report_ingest.worker(self.services)
         self.health = HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.port: int | None = None
@@ -324,6 +325,7 @@ class ControllerApp:
         await self.supervisor.stop_all()
         if self.server is not None:
             await self.server.stop(self.settings.server.shutdown_grace if grace is None else grace)
+        self.services.ingest.stop()
         self.run.shutdown()
         self.db.dispose()
 

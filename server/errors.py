@@ -88,6 +88,9 @@ class Violations:
     def extend(self, items: list[FieldViolation]) -> None:
         self._items.extend(items)
 
+    def __len__(self) -> int:
+        return len(self._items)
+
     def __bool__(self) -> bool:
         return bool(self._items)
 

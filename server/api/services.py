@@ -14,6 +14,7 @@ from ..clock import Clock
 from ..config import Settings
 from ..deployments.engine import DeploymentController
 from ..deployments.instances import InstanceService
+from ..deployments.model import DeploymentEvent
 from ..drift.service import DriftService
 from ..events import EventHub
 from ..experiments.service import ExperimentService
@@ -29,6 +30,7 @@ from ..system.components import ComponentStatus, Supervisor
 from ..system.status import SystemProbe
 from ..telemetry.store import MetricsStore
 from .base import BlockingRunner
+from .batch_worker import BatchWorker
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class Services:
     reads: InvalidatedCache[Hashable, Any] = field(default_factory=lambda: InvalidatedCache("reads", ()))
     #: (model, version) pairs known to be registered, so metric reports skip the lookup.
     known_versions: set[tuple[str, str]] = field(default_factory=set)
+    #: The ingest thread ReportMetrics hands validated reports to (set by the app: `report_ingest.worker`).
+    ingest: BatchWorker[Any, list[DeploymentEvent]] = None  # type: ignore[assignment]
     #: Alerts (set by the app): the engine, silences, and the notification outbox worker.
     alerts: AlertEngine | None = None
     silences: SilenceService | None = None

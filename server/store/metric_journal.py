@@ -76,16 +76,31 @@ class MetricJournal:
         `also` writes in the same transaction what else the reports change (an
         experiment's running sums), so a report is counted everywhere or nowhere.
         """
-        entry = _Append(reports, also)
+        error = self.append_all([(reports, also)])[0]
+        if error is not None:
+            raise error
+
+    def append_all(self, entries: Sequence[tuple[Sequence[Report], Callable[[Session], None] | None]]
+                   ) -> list[BaseException | None]:
+        """`append` for several callers' reports at once: each entry is stored whole or not at all.
+
+        Returns one outcome per entry, in order: None once stored, or why it was not (one entry's
+        failing `also` loses only that entry; a failed commit loses them all).
+        """
+        entries_ = [_Append(reports, also) for reports, also in entries]
+        if not entries_:
+            return []
+        # All of them join the pending list together, so one transaction writes them all.
+        batch: list[_Append] = []
         with self._cond:
-            self._pending.append(entry)
-            while self._writing and not entry.done:
+            self._pending.extend(entries_)
+            while self._writing and not entries_[-1].done:
                 self._cond.wait()
-            if not entry.done:
+            if not entries_[-1].done:
                 # Nobody is writing: this caller writes everything that queued up, its own included.
                 self._writing = True
                 batch, self._pending = self._pending, []
-        if not entry.done:
+        if batch:
             try:
                 self._write(batch)
             finally:
@@ -94,8 +109,7 @@ class MetricJournal:
                         item.done = True
                     self._writing = False
                     self._cond.notify_all()
-        if entry.error is not None:
-            raise entry.error
+        return [item.error for item in entries_]
 
     def _write(self, batch: list[_Append]) -> None:
         try:
