@@ -412,3 +412,68 @@ def test_a_models_drift_threshold_is_its_deployments_gate_default(clock: FakeClo
     # A threshold given with the deployment still wins.
     second = world.controller.get(world.deploy("v3", Strategy.CANARY, ParamOverrides(drift_score=0.05)))
     assert second.params.thresholds.drift_score == 0.05
+
+
+def _mixed_traffic(clock: FakeClock, rng: np.random.Generator) -> list[TelemetrySample]:
+    """Live values building a reference across sample boundaries, a reference batch in the middle, a new
+    window bucket, categorical values, predictions and labels: what one ingest call may be handed."""
+    out: list[TelemetrySample] = []
+
+    def live(n: int, shift: float = 0.0, **extra: Any) -> None:
+        out.append(sample(clock, requests=n,
+                          numeric={"age": rng.normal(40 + shift, 10, n), "income": rng.normal(3, 1, n)},
+                          categorical={"country": list(rng.choice(["fr", "de", "us"], n))},
+                          predictions=rng.random(n), **extra))
+
+    for n in (300, 450, 400):  # the live-built reference (size 1000) fills up in the third sample
+        live(n)
+    live(200, labelled=50, correct=40)  # labelled: folded alone
+    live(250, shift=8)
+    out.append(sample(clock, reference=True, numeric={"age": rng.normal(40, 10, 800), "income": rng.normal(3, 1, 800)},
+                      categorical={"country": list(rng.choice(["fr", "de"], 800))}, predictions=rng.random(800)))
+    live(300, shift=5)
+    live(300, shift=5)
+    clock.advance(10)  # the next window bucket
+    live(350, shift=6)
+    out.append(sample(clock, model="other", numeric={"x": rng.random(100)}))
+    live(150, shift=6)
+    return out
+
+
+def test_one_ingest_of_many_samples_counts_what_one_ingest_per_sample_counts(clock: FakeClock) -> None:
+    """ReportMetrics hands a batch of reports to one ingest call, which folds a version's consecutive live
+    samples in one window bucket as one: the profiles, windows and reports must not differ in any way."""
+    traffic = _mixed_traffic(clock, np.random.default_rng(11))
+    clock.advance(1)
+    one_by_one, together = MemoryProfiles(), MemoryProfiles()
+    a, b = service(one_by_one, clock), service(together, clock)
+    for x in traffic:
+        a.ingest([x])
+    b.ingest(traffic)
+    for model, version in (("fraud", "1"), ("other", "1")):
+        assert a.report(model, version) == b.report(model, version)
+        assert a.report(model, version, window_seconds=5) == b.report(model, version, window_seconds=5)
+        assert a.scores(model, version) == b.scores(model, version)
+    assert one_by_one.rows == together.rows
+    report = b.report("fraud", "1")
+    assert report.reference_source is ReferenceSource.REFERENCE_SAMPLES and report.features
+
+
+def test_coalesced_samples_keep_the_earliest_time_of_their_bucket(clock: FakeClock) -> None:
+    """A merged sample is timed by its last; its bucket still spans from the first, as one by one would,
+    so a gate reading a window that ends between the two still counts them."""
+    rng = np.random.default_rng(5)
+    reference = sample(clock, reference=True, numeric={"age": rng.normal(0, 1, 2000)})
+    clock.advance(20)
+    start = clock.now()
+    first = sample(clock, numeric={"age": rng.normal(3, 1, 500)})
+    clock.advance(3)  # the same 10 s bucket
+    second = sample(clock, numeric={"age": rng.normal(3, 1, 500)})
+    a, b = service(MemoryProfiles(), clock), service(MemoryProfiles(), clock)
+    for x in (reference, first, second):
+        a.ingest([x])
+    b.ingest([reference, first, second])
+    until = start + dt.timedelta(seconds=1)
+    score = a.drift_score("fraud", "1", start - dt.timedelta(seconds=1), until)
+    assert score is not None and score > 1
+    assert b.drift_score("fraud", "1", start - dt.timedelta(seconds=1), until) == score

@@ -54,7 +54,7 @@ class NumericBins:
 
     def count(self, values: Sequence[float]) -> np.ndarray:
         data = np.asarray(values, dtype=np.float64)
-        return np.bincount(np.searchsorted(self.edges, data, side="left"), minlength=self.size).astype(np.int64)
+        return np.bincount(np.searchsorted(self.edges, data, side="left"), minlength=self.size)  # int64 already
 
     def psi_counts(self, counts: np.ndarray) -> np.ndarray:
         """Fine counts added up into the decile bins."""

@@ -20,6 +20,7 @@ the traffic after a restart. Thread-safe: RPCs run on a thread pool.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -142,9 +143,7 @@ class DriftService:
     def ingest(self, samples: Sequence[TelemetrySample]) -> None:
         """Fold checked samples into the references and live windows; persist what must survive a restart."""
         due: dict[_Key, tuple[_Version, bool]] = {}
-        for sample in samples:
-            if not sample.has_features:
-                continue
+        for sample, earliest in _coalesced(samples, self._bucket_seconds):
             key = (sample.model, sample.version)
             while True:
                 state = self._state(key)
@@ -154,6 +153,8 @@ class DriftService:
                     if self._versions.get(key) is not state:
                         continue
                     force = self._fold(state, sample)
+                    if earliest is not sample.at:
+                        state.window.widen(earliest)
                     state.last_used = self._clock.monotonic()
                     break
             due[key] = (state, force or (key in due and due[key][1]))
@@ -364,7 +365,53 @@ class DriftService:
 
 def _finite(values: Sequence[float]) -> np.ndarray:
     data = np.asarray(values, dtype=np.float64)
-    return data[np.isfinite(data)]
+    finite = np.isfinite(data)
+    return data if finite.all() else data[finite]  # ReportMetrics refuses non-finite values: no copy, as a rule
+
+
+def _coalesced(samples: Sequence[TelemetrySample],
+               bucket_seconds: float) -> list[tuple[TelemetrySample, dt.datetime]]:
+    """The samples with features, where consecutive live ones of a version in one window bucket become one;
+    each with the earliest time it stands for (a merged sample is timed by its last).
+
+    Folding them one by one or as one counts the same values in the same bins and bucket, but as
+    one it costs one pass per feature instead of one per sample: ReportMetrics hands over a batch of
+    reports at a time. Reference samples and labelled ones (whose accuracy a live-built reference
+    takes in proportion) are folded alone, and end the run of their version, so order is kept.
+    """
+    groups: list[list[TelemetrySample]] = []
+    open_runs: dict[_Key, tuple[int, list[TelemetrySample]]] = {}
+    for sample in samples:
+        if not sample.has_features:
+            continue
+        key = (sample.model, sample.version)
+        if sample.reference or sample.labelled:
+            open_runs.pop(key, None)
+            groups.append([sample])
+            continue
+        bucket = LiveWindow.bucket_key(sample.at, bucket_seconds)
+        run = open_runs.get(key)
+        if run is None or run[0] != bucket:
+            run = open_runs[key] = (bucket, [])
+            groups.append(run[1])
+        run[1].append(sample)
+    return [(group[0], group[0].at) if len(group) == 1 else (_merged(group), min(x.at for x in group))
+            for group in groups]
+
+
+def _merged(run: list[TelemetrySample]) -> TelemetrySample:
+    """Live samples of one version and window bucket as one sample, values in arrival order."""
+    numeric: dict[str, list[np.ndarray]] = {}
+    categorical: dict[str, list[str]] = {}
+    for sample in run:
+        for name, values in sample.numeric.items():
+            numeric.setdefault(name, []).append(np.asarray(values, dtype=np.float64))
+        for name, words in sample.categorical.items():
+            categorical.setdefault(name, []).extend(words)
+    predictions = [np.asarray(x.predictions, dtype=np.float64) for x in run if len(x.predictions)]
+    return dataclasses.replace(
+        run[-1], numeric={name: np.concatenate(parts) for name, parts in numeric.items()}, categorical=categorical,
+        predictions=np.concatenate(predictions) if predictions else np.empty(0, dtype=np.float64))
 
 
 def _snapshot(name: str, kind: FeatureKind, stream: Stream | None, window: np.ndarray | None) -> StreamSnapshot:

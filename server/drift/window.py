@@ -119,6 +119,19 @@ class LiveWindow:
         """Buckets held: with the streams and bins, what bounds this window's memory."""
         return len(self._keys)
 
+    @staticmethod
+    def bucket_key(at: dt.datetime, bucket_seconds: float) -> int:
+        """Which bucket of a window of `bucket_seconds` buckets counts what happened at `at`."""
+        return math.floor(_seconds(at) / bucket_seconds)
+
+    def widen(self, at: dt.datetime) -> None:
+        """Mark the bucket of `at`, if it holds anything, as spanning `at` too (values folded with a later time)."""
+        seconds = _seconds(at)
+        bucket = self._buckets.get(math.floor(seconds / self.bucket_seconds))
+        if bucket is not None:
+            bucket.first_at = min(bucket.first_at, seconds)
+            bucket.last_at = max(bucket.last_at, seconds)
+
     def _bucket(self, at: dt.datetime) -> _Bucket | None:
         seconds = _seconds(at)
         key = math.floor(seconds / self.bucket_seconds)
