@@ -189,9 +189,15 @@ async def _client_main(args: argparse.Namespace) -> dict:
         call = ch.unary_unary(args.method)  # raw bytes both ways
         interval = args.in_flight / args.rate if args.rate > 0 else 0.0
 
-        async def worker(until: float, record: bool) -> None:
+        async def worker(index: int, until: float, record: bool) -> None:
             nonlocal errors
+            # Paced workers start spread over one interval and keep a fixed schedule (a slow call is not
+            # followed by a full interval's pause): calls arrive evenly, at the rate asked for.
+            due = time.perf_counter() + interval * index / args.in_flight
             while True:
+                if interval:
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                    due += interval
                 start = time.perf_counter()
                 if start >= until:
                     return
@@ -202,13 +208,11 @@ async def _client_main(args: argparse.Namespace) -> dict:
                 done = time.perf_counter()
                 if record:
                     latencies.append(done - start)
-                if interval:
-                    await asyncio.sleep(max(0.0, interval - (done - start)))
 
         warm = time.perf_counter() + min(1.0, args.seconds / 4)
-        await asyncio.gather(*(worker(warm, False) for _ in range(args.in_flight)))
+        await asyncio.gather(*(worker(i, warm, False) for i in range(args.in_flight)))
         started = time.perf_counter()
-        await asyncio.gather(*(worker(started + args.seconds, True) for _ in range(args.in_flight)))
+        await asyncio.gather(*(worker(i, started + args.seconds, True) for i in range(args.in_flight)))
         elapsed = time.perf_counter() - started
     if not latencies:
         raise SystemExit("no call finished")
