@@ -81,3 +81,27 @@ async def test_subscribers_are_woken_in_the_order_they_subscribed() -> None:
     hub.publish("t", "event")
     await asyncio.gather(*tasks)
     assert woken == [i for i in range(50) if i != 10]
+
+
+async def test_a_publishing_thread_can_wait_until_every_woken_subscriber_took_its_event() -> None:
+    """The alert announcer waits so that its thread does not compete with the fan-out for the GIL."""
+    hub = EventHub()
+    hub.bind(asyncio.get_running_loop())
+    received: list[int] = []
+    subs = [hub.subscribe("alerts") for _ in range(200)]
+
+    async def read(sub) -> None:  # type: ignore[no-untyped-def]
+        received.append(await sub.get())
+
+    readers = [asyncio.ensure_future(read(sub)) for sub in subs]
+    await asyncio.sleep(0)  # every reader waits on its subscription
+
+    def publisher() -> tuple[bool, int]:
+        hub.publish("alerts", 7)
+        delivered = hub.wait_delivered(5)
+        return delivered, len(received)
+
+    delivered, after_wait = await asyncio.to_thread(publisher)
+    assert delivered and after_wait == 200 and set(received) == {7}
+    assert hub.wait_delivered(5)  # on the loop's own thread: returns at once, never blocks the loop
+    await asyncio.gather(*readers)

@@ -38,6 +38,11 @@ Runner = Callable[..., Awaitable[Any]]
 ALERTS_TOPIC = "alerts"
 
 
+#: Longest an announcing thread waits for the alert streams to take its events (they take a thousand
+#: subscribers' in about 50 ms); bounded so that a stopping loop never holds a thread for long.
+_DELIVERY_WAIT = 1.0
+
+
 class AlertAnnouncer:
     """The engine's `announce`: callable from any thread, after the change committed."""
 
@@ -60,6 +65,9 @@ class AlertAnnouncer:
             return
         for event in events:
             self._hub.publish(ALERTS_TOPIC, event)
+        # The streams first: this thread (an evaluator round, an RPC) and the bookkeeping below wait until
+        # every subscriber has taken the events, instead of competing with the fan-out for the GIL.
+        self._hub.wait_delivered(_DELIVERY_WAIT)
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._after, events)
 
