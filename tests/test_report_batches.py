@@ -206,3 +206,22 @@ def test_a_breach_inside_a_batch_rolls_back_once_before_any_report_of_it_is_answ
     announced = registry.get_sample_value("modelctl_deployment_events_total",
                                           {"model": "fraud", "kind": "ROLLBACK_STARTED"})
     assert announced == 1  # announced once, by one caller of the batch
+
+
+def test_a_report_that_cannot_be_prepared_fails_alone_and_the_rest_of_its_batch_is_stored(held: HeldIngest) -> None:
+    """The API refuses such a report before it is queued; the batch must not rely on that."""
+    from modelctl_server.api.report_ingest import ingest_batch
+    from modelctl_server.errors import ValidationError
+    from modelctl_server.telemetry.sample import TelemetrySample
+
+    now = held.clock.now()  # type: ignore[attr-defined]
+    services = held.srv.app.services
+    broken = TelemetrySample(model="fraud", version="1", at=now, requests=-1)
+    fine = TelemetrySample(model="fraud", version="2", at=now, requests=4, errors=1)
+    outcomes = ingest_batch(services, [[fine], [broken], [fine]])
+    assert outcomes[0] == [] and outcomes[2] == [] and isinstance(outcomes[1], ValidationError)
+    window = services.metrics.window("fraud", "2", now - dt.timedelta(minutes=1), now)
+    assert (window.requests, window.errors) == (8, 2)
+    assert services.metrics.window("fraud", "1", now - dt.timedelta(minutes=1), now).requests == 0
+    replayed = list(services.journal.since(now - dt.timedelta(minutes=1)))
+    assert [(r.version, r.requests) for r in replayed] == [("2", 4), ("2", 4)]

@@ -73,18 +73,24 @@ def ingest_batch(s: Services, reports: list[list[TelemetrySample]]) -> list[list
 
 def _journal(s: Services, pending: list[_Pending]) -> None:
     """Journal every report in one transaction; a report that could not be stored gets its error."""
+    stored: list[_Pending] = []
     entries = []
     for p in pending:
         p.live = [x for x in p.samples if not x.reference]
-        p.reports = [s.metrics.prepare(x.model, x.version, requests=x.requests, errors=x.errors,
-                                       latency_ms=x.latency_ms, at=x.at,
-                                       latency_quantiles={0.95: x.latency_p95_ms}
-                                       if x.latency_p95_ms is not None else None)
-                     for x in p.live]
-        entries.append((p.reports, s.experiments.journal_hook(p.live)))
-    stored = [p for p, (reports, also) in zip(pending, entries) if reports or also is not None]
-    errors = s.journal.append_all([entry for entry in entries if entry[0] or entry[1] is not None])
-    for p, error in zip(stored, errors):
+        try:
+            p.reports = [s.metrics.prepare(x.model, x.version, requests=x.requests, errors=x.errors,
+                                           latency_ms=x.latency_ms, at=x.at,
+                                           latency_quantiles={0.95: x.latency_p95_ms}
+                                           if x.latency_p95_ms is not None else None)
+                         for x in p.live]
+            also = s.experiments.journal_hook(p.live)
+        except Exception as exc:  # noqa: BLE001 - this report's answer; the others of the batch go on
+            p.error = exc
+            continue
+        if p.reports or also is not None:
+            stored.append(p)
+            entries.append((p.reports, also))
+    for p, error in zip(stored, s.journal.append_all(entries)):
         p.error = error
 
 
