@@ -43,6 +43,8 @@ from modelctl.v1 import alert_pb2, controller_pb2_grpc, deployment_pb2, registry
 
 from _harness import BenchError, ModelctlServer, percentile
 
+RESULTS = Path(__file__).resolve().parent / "results"
+
 BUDGET_SECONDS = 120.0
 STREAMS_PER_CHANNEL = 100
 STREAMS_PER_PROCESS = 250
@@ -230,13 +232,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nStreamAlerts fan-out: {args.alerts} alerts per row, raise (alert created_at) -> receipt, "
           f"{os.cpu_count()} CPUs, server and subscribers on this machine\n")
     print(f"{'subscribers':>11}  {'ready':>7}  {'p50 ms':>7}  {'p99 ms':>7}  {'max ms':>7}  {'missed':>6}  goal")
+    summary = []
     for r in rows:
         lat = r["latencies"]
         p50, p99, worst = (percentile(lat, 50), percentile(lat, 99), max(lat)) if lat else (0.0, 0.0, 0.0)
         met = bool(lat) and p99 <= 100 and r["missed"] == 0
         print(f"{r['subscribers']:>11}  {r['ready_s']:>6.1f}s  {p50:>7.1f}  {p99:>7.1f}  {worst:>7.1f}  "
               f"{r['missed']:>6}  {'met' if met else 'MISSED'}")
+        summary.append({"subscribers": r["subscribers"], "alerts": r["alerts"], "ready_s": r["ready_s"],
+                        "p50_ms": p50, "p99_ms": p99, "max_ms": worst, "missed": r["missed"], "met": met})
     print(f"\n(goal: p99 <= 100 ms and 0 missed; took {time.monotonic() - began:.0f} s)")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "alert_fanout.json").write_text(json.dumps({"levels": summary}, indent=2) + "\n")
     return 0
 
 
