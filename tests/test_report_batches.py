@@ -140,8 +140,10 @@ class HeldIngest:
                 blocker = self.send(dpb.MetricsSample(model="fraud", version="3", features={
                     "x": dpb.FeatureValues(numeric=[1.0])}))
                 assert checking.wait(10)
-                futures = [self.send(*samples) for samples in reports]
-                eventually(lambda: worker.queued() == len(reports), timeout=10, what="the reports to queue")
+                futures = []
+                for samples in reports:  # one at a time, so that they queue in this order
+                    futures.append(self.send(*samples))
+                    eventually(lambda: worker.queued() == len(futures), timeout=10, what="the report to queue")
         finally:
             drift.check = check
         blocker.result()

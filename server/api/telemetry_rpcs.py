@@ -103,7 +103,7 @@ def _validate_sample(sample: _pb.MetricsSample, at: str, problems: Violations, m
             problems.add(f"{at}.latency_p95_ms", "send latency_ms samples or a p95, not both")
         if not sample.requests:
             problems.add(f"{at}.latency_p95_ms", "a p95 needs the requests it describes")
-    numeric = _validate_features(sample, at, problems, max_values, max_features)
+    numeric, categorical = _validate_features(sample, at, problems, max_values, max_features)
     _check_values(predictions, f"{at}.predictions", problems, max_values)
     if sample.HasField("outcome"):
         o = sample.outcome
@@ -137,37 +137,57 @@ def _validate_sample(sample: _pb.MetricsSample, at: str, problems: Violations, m
         model=sample.model, version=sample.version, at=min(when, now), requests=sample.requests,
         errors=sample.errors, latency_ms=latency,
         latency_p95_ms=sample.latency_p95_ms if sample.HasField("latency_p95_ms") else None,
-        numeric=numeric,
-        categorical={name: list(v.categorical) for name, v in sample.features.items() if v.categorical},
+        numeric=numeric, categorical=categorical,
         predictions=predictions, successes=sample.outcome.successes, trials=sample.outcome.trials,
         values=list(sample.outcome.values), correct=sample.quality.correct, labelled=sample.quality.labelled,
         reference=sample.reference)
 
 
 def _validate_features(sample: _pb.MetricsSample, at: str, problems: Violations, max_values: int,
-                       max_features: int) -> dict[str, np.ndarray]:
-    """The numeric features' values, after adding what is wrong with any feature to `problems`."""
+                       max_features: int) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    """The numeric and the categorical features' values, after adding what is wrong with any to `problems`.
+
+    Written for the common case, twenty well-formed numeric features: field names are spelled only for
+    a problem, and one finiteness check covers every numeric value (a feature at a time only when it
+    fails, to name the feature)."""
     numeric: dict[str, np.ndarray] = {}
+    categorical: dict[str, list[str]] = {}
     if len(sample.features) > max_features:
         problems.add(f"{at}.features", f"at most {max_features} features per model version (drift.max_features)")
-        return numeric
-    for name, values in sorted(sample.features.items()):
-        field = f"{at}.features[{name[:MAX_FEATURE_NAME]}]"
+        return numeric, categorical
+    items = sorted(sample.features.items())
+    for name, values in items:
+        numbers, words = len(values.numeric), len(values.categorical)
         if not name or len(name) > MAX_FEATURE_NAME or not name.isprintable():
             problems.add(f"{at}.features", f"feature names must be 1 to {MAX_FEATURE_NAME} printable characters")
             continue
-        if values.numeric and values.categorical:
-            problems.add(field, "a feature is numeric or categorical, not both")
-        elif not values.numeric and not values.categorical:
-            problems.add(field, "no values: send numeric or categorical values, or leave the feature out")
-        if values.numeric:
-            numeric[name] = _check_values(float_array(values.numeric), f"{field}.numeric", problems, max_values)
-        if len(values.categorical) > max_values:
-            problems.add(f"{field}.categorical", f"at most {max_values} values per sample "
-                                                 "(telemetry.max_values_per_sample)")
-        elif any(len(v) > MAX_CATEGORY_LENGTH for v in values.categorical):
-            problems.add(f"{field}.categorical", f"categories must be at most {MAX_CATEGORY_LENGTH} characters")
-    return numeric
+        if numbers and words:
+            problems.add(_feature(at, name), "a feature is numeric or categorical, not both")
+        elif not numbers and not words:
+            problems.add(_feature(at, name), "no values: send numeric or categorical values, or leave the feature out")
+        if numbers > max_values:
+            problems.add(f"{_feature(at, name)}.numeric",
+                         f"at most {max_values} values per sample (telemetry.max_values_per_sample)")
+        elif numbers:
+            numeric[name] = float_array(values.numeric)
+        if words > max_values:
+            problems.add(f"{_feature(at, name)}.categorical", f"at most {max_values} values per sample "
+                                                               "(telemetry.max_values_per_sample)")
+        elif words:
+            listed = list(values.categorical)
+            if any(len(v) > MAX_CATEGORY_LENGTH for v in listed):
+                problems.add(f"{_feature(at, name)}.categorical",
+                             f"categories must be at most {MAX_CATEGORY_LENGTH} characters")
+            categorical[name] = listed
+    if numeric and not np.isfinite(np.concatenate(list(numeric.values()))).all():
+        for name, values in numeric.items():
+            if not np.isfinite(values).all():
+                problems.add(f"{_feature(at, name)}.numeric", "values must be finite numbers (no NaN or infinity)")
+    return numeric, categorical
+
+
+def _feature(at: str, name: str) -> str:
+    return f"{at}.features[{name[:MAX_FEATURE_NAME]}]"
 
 
 def _check_values(values: np.ndarray, field: str, problems: Violations, max_values: int,
