@@ -50,7 +50,8 @@ class ServerSettings:
     keepalive_time: float = 30.0
     #: A peer that does not answer a keepalive ping within this is dropped.
     keepalive_timeout: float = 10.0
-    #: Thread pool for database and disk work (the event loop never blocks on them).
+    #: Thread pool for database and disk work (the event loop never blocks on them). ReportMetrics does not
+    #: use it: its reports go to one ingest thread of their own, which applies them in batches.
     worker_threads: int = 8
 
 
