@@ -123,3 +123,15 @@ def test_ks_of_one_value_each_side_is_a_number() -> None:
     # n·m/(n+m) = 0.5 rounds to 0 samples, where the Kolmogorov distribution is NaN
     result = ks_test(np.array([1, 0]), np.array([0, 1]))
     assert result.statistic == 1.0 and 0.0 <= result.p_value <= 1.0
+
+
+def test_numeric_counts_follow_the_bin_definition_on_ties_outside_values_and_nothing() -> None:
+    """Bin i holds edges[i-1] < v <= edges[i]: counted by sorting, the same as a search per value."""
+    rng = np.random.default_rng(4)
+    bins = NumericBins.from_reference(rng.normal(size=5000))
+    values = np.concatenate([rng.normal(size=3000), bins.edges, bins.edges[::7], [-1e300, 1e300, 0.0]])
+    rng.shuffle(values)
+    expected = np.bincount(np.searchsorted(bins.edges, values, side="left"), minlength=bins.size)
+    counts = bins.count(values)
+    assert counts.dtype == np.int64 and counts.tolist() == expected.tolist() and counts.sum() == len(values)
+    assert bins.count([]).tolist() == [0] * bins.size
