@@ -47,21 +47,23 @@ class Gate:
         return [ValueError(f"bad {x}") if str(x).startswith("bad") else f"done {x}" for x in items]
 
 
-async def _queued(worker: BatchWorker, n: int) -> None:
-    while worker.queued() < n:
+async def _queued_behind(gate: Gate, worker: BatchWorker, first: str, rest: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """Submit `first`, hold the worker inside its batch until `rest` have queued, then let it go on."""
+    gate.open.clear()
+    head = asyncio.ensure_future(worker.submit(first))
+    await asyncio.get_running_loop().run_in_executor(None, gate.entered.wait, 10)
+    tail = [asyncio.ensure_future(worker.submit(x)) for x in rest]
+    while worker.queued() < len(rest):
         await asyncio.sleep(0.001)
+    gate.open.set()
+    return head, tail
 
 
 def test_items_queued_while_busy_are_applied_together_each_caller_getting_its_own_outcome() -> None:
     async def scenario() -> None:
         gate = Gate()
         worker: BatchWorker[str, str] = BatchWorker(gate, name="test-batches")
-        gate.open.clear()
-        first = asyncio.ensure_future(worker.submit("a"))
-        await asyncio.get_running_loop().run_in_executor(None, gate.entered.wait, 10)
-        rest = [asyncio.ensure_future(worker.submit(x)) for x in ("b", "bad c", "d")]
-        await _queued(worker, 3)
-        gate.open.set()
+        first, rest = await _queued_behind(gate, worker, "a", ("b", "bad c", "d"))
         assert await first == "done a"
         assert await rest[0] == "done b" and await rest[2] == "done d"
         with pytest.raises(ValueError, match="bad c"):
@@ -75,12 +77,7 @@ def test_a_failing_batch_fails_every_caller_in_it_and_the_worker_goes_on() -> No
     async def scenario() -> None:
         gate = Gate()
         worker: BatchWorker[str, str] = BatchWorker(gate, name="test-batches")
-        gate.open.clear()
-        first = asyncio.ensure_future(worker.submit("a"))
-        await asyncio.get_running_loop().run_in_executor(None, gate.entered.wait, 10)
-        doomed = [asyncio.ensure_future(worker.submit(x)) for x in ("b", "explode")]
-        await _queued(worker, 2)
-        gate.open.set()
+        first, doomed = await _queued_behind(gate, worker, "a", ("b", "explode"))
         assert await first == "done a"
         for call in doomed:
             with pytest.raises(RuntimeError, match="the whole batch failed"):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..deployments.model import DeploymentEvent
-from ..errors import Violations
+from ..errors import ValidationError
 from ..telemetry.sample import TelemetrySample
 from ..telemetry.store import Report
 from .batch_worker import BatchWorker
@@ -53,17 +53,13 @@ def worker(s: Services) -> BatchWorker[list[TelemetrySample], list[DeploymentEve
 def ingest_batch(s: Services, reports: list[list[TelemetrySample]]) -> list[list[DeploymentEvent] | BaseException]:
     """One outcome per report, in order: the deployment events to announce, or why it was refused."""
     pending = [_Pending(samples) for samples in reports]
-    if len(pending) > 1 and s.drift.check([x for p in pending for x in p.samples]):
+    refused = s.drift.check([x for p in pending for x in p.samples])
+    if refused:
+        if len(pending) == 1:
+            return [ValidationError(refused)]
         # Someone's features are refused: judge the reports one by one, in order, as if each came alone
         # (a later report may depend on a kind an earlier, refused one would have set).
         return [ingest_batch(s, [p.samples])[0] for p in pending]
-    if len(pending) == 1:
-        problems = Violations()
-        problems.extend(s.drift.check(pending[0].samples))
-        try:
-            problems.raise_if_any()
-        except Exception as exc:  # noqa: BLE001 - the refusal is this caller's answer
-            return [exc]
     _journal(s, pending)
     accepted = [p for p in pending if p.error is None]
     _fold(s, accepted)
@@ -95,8 +91,10 @@ def _journal(s: Services, pending: list[_Pending]) -> None:
 
 
 def _fold(s: Services, accepted: list[_Pending]) -> None:
-    """Into the windows, the Prometheus series and the drift profiles: derived from the journal, so a
-    failure here is logged, not answered (the report is kept and replays)."""
+    """Into the windows, the Prometheus series and the drift profiles.
+
+    A drift failure is logged, not answered: drift is derived, and the reports are journaled. A failure
+    of the windows or the series fails the whole batch's callers, although their reports are stored."""
     traffic: dict[tuple[str, str], list[TelemetrySample]] = {}
     for p in accepted:
         for report in p.reports:
@@ -107,8 +105,7 @@ def _fold(s: Services, accepted: list[_Pending]) -> None:
         latencies = [x.latency_ms for x in samples if len(x.latency_ms)]
         s.recorder.observe_model_traffic(model, version, sum(x.requests for x in samples),
                                          sum(x.errors for x in samples),
-                                         np.concatenate(latencies) if len(latencies) > 1 else
-                                         latencies[0] if latencies else _NO_VALUES)
+                                         np.concatenate(latencies) if latencies else _NO_VALUES)
     try:
         s.drift.ingest([x for p in accepted for x in p.samples])
     except Exception:  # noqa: BLE001 - the reports are journaled and will be answered: drift is derived from them

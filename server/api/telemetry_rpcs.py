@@ -155,8 +155,7 @@ def _validate_features(sample: _pb.MetricsSample, at: str, problems: Violations,
     if len(sample.features) > max_features:
         problems.add(f"{at}.features", f"at most {max_features} features per model version (drift.max_features)")
         return numeric, categorical
-    items = sorted(sample.features.items())
-    for name, values in items:
+    for name, values in sorted(sample.features.items()):
         numbers, words = len(values.numeric), len(values.categorical)
         if not name or len(name) > MAX_FEATURE_NAME or not name.isprintable():
             problems.add(f"{at}.features", f"feature names must be 1 to {MAX_FEATURE_NAME} printable characters")
@@ -191,17 +190,14 @@ def _feature(at: str, name: str) -> str:
 
 
 def _check_values(values: np.ndarray, field: str, problems: Violations, max_values: int,
-                  limit: float | None = None) -> np.ndarray:
-    """At most `max_values` finite values, each within ±`limit` when one is given; one problem at most.
-
-    Returns `values`, so a caller can check and keep in one expression."""
+                  limit: float | None = None) -> None:
+    """At most `max_values` finite values, each within ±`limit` when one is given; one problem at most."""
     if len(values) > max_values:
         problems.add(field, f"at most {max_values} values per sample (telemetry.max_values_per_sample)")
     elif not _within(values, -math.inf, math.inf, inclusive=False):
         problems.add(field, "values must be finite numbers (no NaN or infinity)")
     elif limit is not None and not _within(values, -limit, limit):
         problems.add(field, f"values must be between -{limit:g} and {limit:g}")
-    return values
 
 
 def _within(values: np.ndarray, low: float, high: float, *, inclusive: bool = True) -> bool:
@@ -220,8 +216,8 @@ def _within(values: np.ndarray, low: float, high: float, *, inclusive: bool = Tr
 
 
 def float_array(values) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """A repeated double field as a float64 array, straight from protobuf's buffer: 7 us for 1,000 values,
-    against 60 us for `list(values)` and 110 us more for an array of that list."""
+    """A repeated double field as a float64 array, straight from protobuf's buffer: 3-7 us for 1,000
+    values, against 60 us for `list(values)` and 110 us more for an array of that list."""
     return np.asarray(values, dtype=np.float64)
 
 

@@ -153,7 +153,7 @@ class DriftService:
                     if self._versions.get(key) is not state:
                         continue
                     force = self._fold(state, sample)
-                    if earliest is not sample.at:
+                    if earliest < sample.at:  # a merged sample: its bucket spans from its first one
                         state.window.widen(earliest)
                     state.last_used = self._clock.monotonic()
                     break

@@ -31,6 +31,11 @@ class _Bucket:
     first_at: float = math.inf
     last_at: float = -math.inf
 
+    def spans(self, seconds: float) -> None:
+        """Widen the bucket's time span to include `seconds`."""
+        self.first_at = min(self.first_at, seconds)
+        self.last_at = max(self.last_at, seconds)
+
 
 @dataclass(frozen=True)
 class WindowCounts:
@@ -122,19 +127,18 @@ class LiveWindow:
     @staticmethod
     def bucket_key(at: dt.datetime, bucket_seconds: float) -> int:
         """Which bucket of a window of `bucket_seconds` buckets counts what happened at `at`."""
-        return math.floor(_seconds(at) / bucket_seconds)
+        return _key(_seconds(at), bucket_seconds)
 
     def widen(self, at: dt.datetime) -> None:
         """Mark the bucket of `at`, if it holds anything, as spanning `at` too (values folded with a later time)."""
         seconds = _seconds(at)
-        bucket = self._buckets.get(math.floor(seconds / self.bucket_seconds))
+        bucket = self._buckets.get(_key(seconds, self.bucket_seconds))
         if bucket is not None:
-            bucket.first_at = min(bucket.first_at, seconds)
-            bucket.last_at = max(bucket.last_at, seconds)
+            bucket.spans(seconds)
 
     def _bucket(self, at: dt.datetime) -> _Bucket | None:
         seconds = _seconds(at)
-        key = math.floor(seconds / self.bucket_seconds)
+        key = _key(seconds, self.bucket_seconds)
         bucket = self._buckets.get(key)
         if bucket is None:
             while self._keys and len(self._keys) >= self.max_buckets:  # a loop: max_buckets may have shrunk
@@ -145,9 +149,12 @@ class LiveWindow:
                 self._total = _subtract(self._total, _sum([oldest])).as_bucket()
             bisect.insort(self._keys, key)
             bucket = self._buckets[key] = _Bucket()
-        bucket.first_at = min(bucket.first_at, seconds)
-        bucket.last_at = max(bucket.last_at, seconds)
+        bucket.spans(seconds)
         return bucket
+
+
+def _key(seconds: float, bucket_seconds: float) -> int:
+    return math.floor(seconds / bucket_seconds)
 
 
 def _sum(buckets: list[_Bucket]) -> WindowCounts:

@@ -87,16 +87,16 @@ class MetricJournal:
         Returns one outcome per entry, in order: None once stored, or why it was not (one entry's
         failing `also` loses only that entry; a failed commit loses them all).
         """
-        entries_ = [_Append(reports, also) for reports, also in entries]
-        if not entries_:
+        items = [_Append(reports, also) for reports, also in entries]
+        if not items:
             return []
         # All of them join the pending list together, so one transaction writes them all.
         batch: list[_Append] = []
         with self._cond:
-            self._pending.extend(entries_)
-            while self._writing and not entries_[-1].done:
+            self._pending.extend(items)
+            while self._writing and not items[-1].done:
                 self._cond.wait()
-            if not entries_[-1].done:
+            if not items[-1].done:
                 # Nobody is writing: this caller writes everything that queued up, its own included.
                 self._writing = True
                 batch, self._pending = self._pending, []
@@ -109,7 +109,7 @@ class MetricJournal:
                         item.done = True
                     self._writing = False
                     self._cond.notify_all()
-        return [item.error for item in entries_]
+        return [item.error for item in items]
 
     def _write(self, batch: list[_Append]) -> None:
         try:
