@@ -60,9 +60,16 @@ class NumericBins:
         against 31 and 56 this way). A micro-benchmark that searches the same values again and again
         hides that: the branch predictor learns them, and plain searching looks three times faster.
         """
-        data = np.sort(np.asarray(values, dtype=np.float64))
-        at_or_below = np.searchsorted(data, self.edges, side="right")
-        return np.diff(at_or_below, prepend=0, append=len(data))
+        data = np.array(values, dtype=np.float64)  # a copy, sorted in place (the caller's order is kept)
+        data.sort()
+        # Bin i's count is the number at or below its upper edge minus the number at or below its lower one.
+        # Two shifted views subtracted, not `np.diff(prepend=, append=)`: its Python wrapper costs 10-15 us per
+        # call, twice the sort of 1,000 values where numpy sorts with AVX-512.
+        at_or_below = np.empty(self.size + 1, dtype=np.intp)
+        at_or_below[0] = 0
+        at_or_below[1:-1] = data.searchsorted(self.edges, side="right")
+        at_or_below[-1] = len(data)
+        return at_or_below[1:] - at_or_below[:-1]
 
     def psi_counts(self, counts: np.ndarray) -> np.ndarray:
         """Fine counts added up into the decile bins."""

@@ -164,9 +164,10 @@ class DriftService:
     def _fold(self, state: _Version, sample: TelemetrySample) -> bool:
         """Fold one sample in (lock held); True when the profile must be written now."""
         s = self.settings
-        numeric = {name: _finite(values) for name, values in sample.numeric.items()}
+        # ReportMetrics refused non-finite values: arrays as they come (no copy), lists for categories.
+        numeric = {name: np.asarray(values, dtype=np.float64) for name, values in sample.numeric.items()}
         categorical = {name: list(values) for name, values in sample.categorical.items()}
-        predictions = _finite(sample.predictions)
+        predictions = np.asarray(sample.predictions, dtype=np.float64)
         if sample.reference:
             profile = state.profile
             if profile is None or profile.source is ReferenceSource.FIRST_LIVE_VALUES or profile.sealed:
@@ -187,6 +188,7 @@ class DriftService:
             state.dirty = force = True
         live = profile.source is ReferenceSource.FIRST_LIVE_VALUES
         size = s.reference_size
+        counted: dict[str, np.ndarray] = {}
         for kind, features in ((FeatureKind.NUMERIC, numeric), (FeatureKind.CATEGORICAL, categorical)):
             for name, values in features.items():
                 if name not in profile.kinds and len(profile.kinds) >= s.max_features:
@@ -200,20 +202,21 @@ class DriftService:
                 state.dirty |= len(rest) != len(values)
                 force |= sealed_now
                 if len(rest) and stream.bins is not None:
-                    state.window.add_feature(sample.at, name, stream.bins.count(rest))
+                    counted[name] = stream.bins.count(rest)
+        counted_predictions = None
         stream = profile.predictions_stream(size) if len(predictions) else None
         if stream is not None:
             rest, sealed_now = profile.absorb(stream, predictions, size) if live else (predictions, False)
             state.dirty |= len(rest) != len(predictions)
             force |= sealed_now
             if len(rest) and stream.bins is not None:
-                state.window.add_predictions(sample.at, stream.bins.count(rest))
+                counted_predictions = stream.bins.count(rest)
         correct, labelled = sample.correct, sample.labelled
         if live and labelled:
             correct, labelled = profile.absorb_quality(correct, labelled, size)
             state.dirty |= labelled != sample.labelled
-        if labelled:
-            state.window.add_quality(sample.at, correct, labelled)
+        if counted or counted_predictions is not None or labelled:
+            state.window.add(sample.at, counted, counted_predictions, correct, labelled)
         return force
 
     # --- reading ----------------------------------------------------------------------------------------------
@@ -361,12 +364,6 @@ class DriftService:
 
     def _window_buckets(self) -> int:
         return max(1, math.ceil(self.retention_seconds / self._bucket_seconds))
-
-
-def _finite(values: Sequence[float]) -> np.ndarray:
-    data = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(data)
-    return data if finite.all() else data[finite]  # ReportMetrics refuses non-finite values: no copy, as a rule
 
 
 def _coalesced(samples: Sequence[TelemetrySample],

@@ -13,6 +13,7 @@ import bisect
 import datetime as dt
 import math
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 
@@ -66,34 +67,31 @@ class LiveWindow:
         self._keys: list[int] = []
         self._buckets: dict[int, _Bucket] = {}
         self._total = _Bucket()
-        #: Values that arrived older than every kept bucket while the window was full.
+        #: Samples that arrived older than every kept bucket while the window was full.
         self.dropped_late = 0
 
-    def add_feature(self, at: dt.datetime, name: str, counts: np.ndarray) -> None:
+    def add(self, at: dt.datetime, features: Mapping[str, np.ndarray], predictions: np.ndarray | None = None,
+            correct: int = 0, labelled: int = 0) -> None:
+        """Count one sample in the bucket of `at`: its features' and predictions' bin counts, its labelled
+        requests and how many were right. One call per sample, so the bucket is looked up once."""
         bucket = self._bucket(at)
-        if bucket is not None:
-            for target, dtype in ((bucket, _BUCKET_DTYPE), (self._total, np.int64)):
-                known = target.features.get(name)
-                if known is None:
-                    target.features[name] = counts.astype(dtype)
+        if bucket is None:
+            return
+        for target, dtype in ((bucket, _BUCKET_DTYPE), (self._total, np.int64)):
+            known = target.features
+            for name, counts in features.items():
+                into = known.get(name)
+                if into is None:
+                    known[name] = counts.astype(dtype)
                 else:
-                    np.add(known, counts, out=known, casting="unsafe")
-
-    def add_predictions(self, at: dt.datetime, counts: np.ndarray) -> None:
-        bucket = self._bucket(at)
-        if bucket is not None:
-            for target, dtype in ((bucket, _BUCKET_DTYPE), (self._total, np.int64)):
+                    np.add(into, counts, out=into, casting="unsafe")
+            if predictions is not None:
                 if target.predictions is None:
-                    target.predictions = counts.astype(dtype)
+                    target.predictions = predictions.astype(dtype)
                 else:
-                    np.add(target.predictions, counts, out=target.predictions, casting="unsafe")
-
-    def add_quality(self, at: dt.datetime, correct: int, labelled: int) -> None:
-        bucket = self._bucket(at)
-        if bucket is not None:
-            for target in (bucket, self._total):
-                target.correct += correct
-                target.labelled += labelled
+                    np.add(target.predictions, predictions, out=target.predictions, casting="unsafe")
+            target.correct += correct
+            target.labelled += labelled
 
     def counts(self, since: dt.datetime, until: dt.datetime) -> WindowCounts:
         """Sum of the buckets with values after `since` and up to `until` (a bucket across a bound counts whole)."""

@@ -3,7 +3,8 @@
 `ReportMetrics` converts each wire sample into a `TelemetrySample` once; the
 metrics windows, the drift engine and the experiments each read the parts they
 need from it. A sample with `reference` set describes the version's reference
-data (training or validation set), not live traffic.
+data (training or validation set), not live traffic. Every number in it is finite:
+ReportMetrics refuses NaN and infinity, so its readers don't filter them again.
 """
 
 from __future__ import annotations
