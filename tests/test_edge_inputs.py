@@ -101,6 +101,14 @@ def test_text_with_a_nul_character_is_refused_on_every_backend(server_factory, d
             model="m", version="1", requests=1, latency_ms=[0.0],
             features={"city": dpb.FeatureValues(categorical=["paris", "a\x00b"])})])),
          "samples[0].features[city].categorical[1]"),
+        # ReportMetrics checks its own text (limits.OWN_TEXT_CHECKS): every other string of it is refused too.
+        (lambda: admin.ReportMetrics(dpb.ReportMetricsRequest(samples=[dpb.MetricsSample(
+            model="m\x00", version="1", requests=1)])), "samples[0].model"),
+        (lambda: admin.ReportMetrics(dpb.ReportMetricsRequest(samples=[dpb.MetricsSample(
+            model="m", version="1\x00", requests=1)])), "samples[0].version"),
+        (lambda: admin.ReportMetrics(dpb.ReportMetricsRequest(samples=[dpb.MetricsSample(
+            model="m", version="1", requests=1, features={"ci\x00ty": dpb.FeatureValues(numeric=[1.0])})])),
+         "samples[0].features"),
         (lambda: admin.RollbackModel(dpb.RollbackModelRequest(model="m", reason="a\x00b")), "reason"),
     ]
     for call, field in cases:

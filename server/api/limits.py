@@ -41,6 +41,10 @@ MAX_BYTES: dict[str, int] = {
 MAX_REPEATED = 10_000
 #: RPCs whose handler checks its repeated fields' lengths first thing (see telemetry_rpcs).
 OWN_REPEATED_LIMITS = frozenset({"ReportMetrics", "UploadArtifact"})
+#: RPCs whose handler refuses NUL in every text field itself (`check_text` is not run for them): ReportMetrics'
+#: names must match patterns without it and its categories are checked one by one. Its raw doubles hold 0
+#: bytes, so the generic walk ran for nearly every report: 50 us for one with twenty features.
+OWN_TEXT_CHECKS = frozenset({"ReportMetrics"})
 
 _MESSAGE = FieldDescriptor.TYPE_MESSAGE
 _STRING = FieldDescriptor.TYPE_STRING

@@ -73,7 +73,7 @@ def tolerant(deserializer: Callable[[bytes], Any] | None, rpc: str | None = None
             return Malformed(str(exc) or type(exc).__name__)
         try:
             refused = limits.check_repeated(rpc, message) if rpc is not None else None
-            if refused is None and rpc is not None:
+            if refused is None and rpc is not None and rpc not in limits.OWN_TEXT_CHECKS:
                 refused = limits.check_text(data, message)
         except Exception as exc:  # noqa: BLE001 - a deserializer must never raise (grpc answers UNKNOWN)
             return Malformed(f"cannot inspect the request: {exc}")

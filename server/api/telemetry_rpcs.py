@@ -156,7 +156,9 @@ def _validate_features(sample: _pb.MetricsSample, at: str, problems: Violations,
         problems.add(f"{at}.features", f"at most {max_features} features per model version (drift.max_features)")
         return numeric, categorical
     for name, values in sorted(sample.features.items()):
-        numbers, words = len(values.numeric), len(values.categorical)
+        # Each attribute read of a message builds a wrapper: read each repeated field once.
+        number_field, word_field = values.numeric, values.categorical
+        numbers, words = len(number_field), len(word_field)
         if not name or len(name) > MAX_FEATURE_NAME or not name.isprintable():
             problems.add(f"{at}.features", f"feature names must be 1 to {MAX_FEATURE_NAME} printable characters")
             continue
@@ -168,15 +170,18 @@ def _validate_features(sample: _pb.MetricsSample, at: str, problems: Violations,
             problems.add(f"{_feature(at, name)}.numeric",
                          f"at most {max_values} values per sample (telemetry.max_values_per_sample)")
         elif numbers:
-            numeric[name] = float_array(values.numeric)
+            numeric[name] = float_array(number_field)
         if words > max_values:
             problems.add(f"{_feature(at, name)}.categorical", f"at most {max_values} values per sample "
                                                                "(telemetry.max_values_per_sample)")
         elif words:
-            listed = list(values.categorical)
+            listed = list(word_field)
             if any(len(v) > MAX_CATEGORY_LENGTH for v in listed):
                 problems.add(f"{_feature(at, name)}.categorical",
                              f"categories must be at most {MAX_CATEGORY_LENGTH} characters")
+            if "\x00" in "".join(listed):  # PostgreSQL text cannot hold NUL (limits.OWN_TEXT_CHECKS)
+                n = next(n for n, v in enumerate(listed) if "\x00" in v)
+                problems.add(f"{_feature(at, name)}.categorical[{n}]", "must not contain NUL characters")
             categorical[name] = listed
     if numeric and not np.isfinite(np.concatenate(list(numeric.values()))).all():
         for name, values in numeric.items():
