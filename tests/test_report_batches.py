@@ -224,3 +224,32 @@ def test_a_report_that_cannot_be_prepared_fails_alone_and_the_rest_of_its_batch_
     assert services.metrics.window("fraud", "1", now - dt.timedelta(minutes=1), now).requests == 0
     replayed = list(services.journal.since(now - dt.timedelta(minutes=1)))
     assert [(r.version, r.requests) for r in replayed] == [("2", 4), ("2", 4)]
+
+
+def test_a_report_the_windows_fail_to_fold_is_still_answered_and_stored_once(held: HeldIngest, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Windows, series and drift are derived from the journal: a failure there must not make the callers send
+    their stored reports again (they would be counted twice)."""
+    from modelctl_server.api.report_ingest import ingest_batch
+    from modelctl_server.telemetry.sample import TelemetrySample
+
+    now = held.clock.now()  # type: ignore[attr-defined]
+    services = held.srv.app.services
+    add = services.metrics.add
+
+    def failing_add(report):  # type: ignore[no-untyped-def]
+        if report.version == "1":
+            raise RuntimeError("a bug in the windows")
+        return add(report)
+
+    services.metrics.add = failing_add
+    try:
+        outcomes = ingest_batch(services, [[TelemetrySample(model="fraud", version="2", at=now, requests=4)],
+                                           [TelemetrySample(model="fraud", version="1", at=now, requests=5)],
+                                           [TelemetrySample(model="fraud", version="2", at=now, requests=4)]])
+    finally:
+        services.metrics.add = add
+    assert outcomes == [[], [], []]
+    assert services.metrics.window("fraud", "2", now - dt.timedelta(minutes=1), now).requests == 8
+    replayed = list(services.journal.since(now - dt.timedelta(minutes=1)))
+    assert sorted((r.version, r.requests) for r in replayed) == [("1", 5), ("2", 4), ("2", 4)]
+    assert "folding a report of fraud version 1 into the metrics windows failed" in caplog.text

@@ -6,7 +6,8 @@
 1. checks what needs state (a feature keeping its kind) across the batch, in arrival order;
 2. journals all of them in one transaction, each with its experiment sums (a savepoint each), so a
    report is counted everywhere or nowhere and one report's failure loses no other;
-3. folds them into the metrics windows, the drift profiles and the Prometheus series;
+3. folds them into the metrics windows, the drift profiles and the Prometheus series (all derived from
+   the journal: a failure there is logged, and the stored reports are still answered);
 4. evaluates fast-fail once per model the batch touched, with every version it reported: a
    critical gate breached by these very reports rolls back before any of them is answered.
 
@@ -93,19 +94,27 @@ def _journal(s: Services, pending: list[_Pending]) -> None:
 def _fold(s: Services, accepted: list[_Pending]) -> None:
     """Into the windows, the Prometheus series and the drift profiles.
 
-    A drift failure is logged, not answered: drift is derived, and the reports are journaled. A failure
-    of the windows or the series fails the whole batch's callers, although their reports are stored."""
+    All three are derived from the journaled reports (a restart rebuilds the windows and profiles from the
+    journal), so a failure here is logged and the callers are still answered: their reports are stored, and
+    an error would make them send the same reports again, to be counted twice."""
     traffic: dict[tuple[str, str], list[TelemetrySample]] = {}
     for p in accepted:
         for report in p.reports:
-            s.metrics.add(report)
+            try:
+                s.metrics.add(report)
+            except Exception:  # noqa: BLE001 - derived state; the report is journaled (see above)
+                log.exception("folding a report of %s version %s into the metrics windows failed; the report is "
+                              "kept in the journal and counted again after a restart", report.model, report.version)
         for sample in p.live:
             traffic.setdefault((sample.model, sample.version), []).append(sample)
     for (model, version), samples in traffic.items():
         latencies = [x.latency_ms for x in samples if len(x.latency_ms)]
-        s.recorder.observe_model_traffic(model, version, sum(x.requests for x in samples),
-                                         sum(x.errors for x in samples),
-                                         np.concatenate(latencies) if latencies else _NO_VALUES)
+        try:
+            s.recorder.observe_model_traffic(model, version, sum(x.requests for x in samples),
+                                             sum(x.errors for x in samples),
+                                             np.concatenate(latencies) if latencies else _NO_VALUES)
+        except Exception:  # noqa: BLE001 - derived state; the reports are journaled
+            log.exception("recording the traffic of %s version %s in the Prometheus series failed", model, version)
     try:
         s.drift.ingest([x for p in accepted for x in p.samples])
     except Exception:  # noqa: BLE001 - the reports are journaled and will be answered: drift is derived from them
