@@ -111,6 +111,22 @@ class ModelctlServer:
             self._log.close()
 
 
+class BareServer:
+    """A baseline server in a subprocess: `argv` prints `listening on ADDRESS` once it serves (127.0.0.1)."""
+
+    def __init__(self, argv: list[str], name: str) -> None:
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            self.stop()
+            raise BenchError(f"{name} did not start: {line!r}")
+        self.address = line.removeprefix("listening on ")
+
+    def stop(self) -> None:
+        stop_tree(self.proc, grace=10)
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of a non-empty list."""
     ordered = sorted(values)

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from _harness import BareServer
+
 ECHO_METHOD = "/bench.Echo/Echo"
 HEALTH_METHOD = "/grpc.health.v1.Health/Check"
 HERE = Path(__file__).resolve()
@@ -50,25 +52,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[int(rank) - 1]
 
 
-class EchoServer:
+class EchoServer(BareServer):
     """The baseline: a bare grpc.aio server (echo + Health/Check) in a subprocess on 127.0.0.1."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(HERE), "echo"], stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().strip()
-        if not line.startswith("listening on "):
-            self.stop()
-            raise RuntimeError(f"echo server did not start: {line!r}")
-        self.address = line.removeprefix("listening on ")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        super().__init__([sys.executable, str(HERE), "echo"], "the echo server")
 
 
 def load(address: str, method: str, request: bytes = b"", *, token: str = "", seconds: float = 3.0,

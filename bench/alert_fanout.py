@@ -46,7 +46,7 @@ import grpc
 
 from modelctl.v1 import alert_pb2, controller_pb2_grpc, deployment_pb2, registry_pb2
 
-from _harness import BenchError, ModelctlServer, percentile
+from _harness import BareServer, BenchError, ModelctlServer, percentile
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -167,25 +167,11 @@ async def floor_server() -> None:
     await server.wait_for_termination()
 
 
-class FloorServer:
+class FloorServer(BareServer):
     """`floor_server` in a subprocess."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, __file__, "--floor-server"], stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().strip()
-        if not line.startswith("listening on "):
-            self.stop()
-            raise BenchError(f"the floor server did not start: {line!r}")
-        self.address = line.removeprefix("listening on ")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        super().__init__([sys.executable, __file__, "--floor-server"], "the floor server")
 
 
 # --- the benchmark ----------------------------------------------------------------------------------------
